@@ -1,0 +1,1 @@
+"""Pure domain of trainyard: models, statuses and transitions, errors, settings. No I/O."""

@@ -1,0 +1,181 @@
+"""The executor interface: how the server launches, observes, stops and adopts runs.
+
+The services know only this interface; the local backend (a detached supervisor process per
+run), and later Ray and Kubernetes, implement it. No method is called inside a database
+transaction, and none may assume it is the only server process alive.
+
+Identity: a run is known to an executor by ``run_id`` (the database id). Everything an
+executor needs to observe a run again after a server restart is derivable from ``run_id``
+and the executor's own settings; the server stores nothing executor-specific.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from trainyard.core.errors import TrainyardError
+
+__all__ = [
+    "Executor",
+    "ExecutorError",
+    "LaunchRequest",
+    "LogChunk",
+    "LogLine",
+    "ObservedEvent",
+    "Phase",
+    "ReplicaLaunch",
+    "ReplicaObservation",
+    "RunObservation",
+]
+
+
+class ExecutorError(TrainyardError):
+    """The backend failed to do what was asked (not the user's fault). ``reason`` is shown."""
+
+
+Phase = Literal["starting", "running", "complete", "error", "stopped", "lost"]
+
+
+@dataclass(frozen=True)
+class ReplicaLaunch:
+    """One replica, fully resolved: the supervisor only executes this."""
+
+    name: str  # "worker-1"
+    resource: str  # "worker"
+    index: int  # REPLICA_INDEX
+    address: str  # the replica's own address (locally a distinct 127.x.y.z)
+    command: str  # shell string, placeholders already filled
+    work_dir: str  # absolute path
+    env: dict[str, str]  # the complete replica environment contract, plus the user's env
+    memory_limit_bytes: int | None = None
+    restart_policy: str = "Never"  # "Never" | "OnFailure"
+    backoff_limit: int = 3
+    daemon: bool = False  # stopped once all non-daemon replicas have finished
+    gpus: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    run_id: int
+    run_ref: str  # "project/task#N", for messages
+    replicas: list[ReplicaLaunch]
+    code_dir: str  # absolute path of the extracted code snapshot
+    stop_grace_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class ReplicaObservation:
+    name: str
+    resource: str
+    index: int
+    address: str
+    status: str  # ReplicaStatus value
+    pid: int | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    restarts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ObservedEvent:
+    """Something the backend saw happen, in order; ``seq`` increases by one per event."""
+
+    seq: int
+    time: datetime
+    kind: str  # "replica" | "info" | "warning" | "phase"
+    message: str
+    replica: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RunObservation:
+    """A snapshot of a run as the backend sees it.
+
+    ``phase`` is the backend's verdict: ``lost`` means the run's supervision is gone while the
+    run was not finished (the server turns it into ``error`` "supervisor lost").
+    ``events`` are those with ``seq > cursor`` passed to :meth:`Executor.observe`;
+    ``cursor`` is the seq of the last event returned (pass it back next time).
+    """
+
+    phase: Phase
+    reason: str
+    replicas: list[ReplicaObservation]
+    events: list[ObservedEvent]
+    cursor: int
+
+
+@dataclass(frozen=True)
+class LogLine:
+    time: datetime | None  # UTC; None if the line carried no timestamp
+    replica: str
+    text: str  # decoded with replacement characters; never raises on bad bytes
+    offset: int  # byte offset of this line in the replica's log
+    end: int = 0  # byte offset just after this line
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    lines: list[LogLine]
+    next_offset: int  # pass back as ``offset`` to continue
+    size: int  # bytes in the replica's log now
+
+
+class Executor(ABC):
+    """A backend that runs replicas. Implementations are thread-safe."""
+
+    name: str = "abstract"
+
+    @abstractmethod
+    def launch(self, request: LaunchRequest) -> None:
+        """Start the run. Returns once the launch is durable, without waiting for replicas.
+
+        Blocks for at most a fraction of a second (spawns, does not wait). Idempotent per
+        ``run_id``: if a launch of this run already exists (even from a server that crashed
+        before recording it) nothing new is started. Raises :class:`ExecutorError` if the
+        backend cannot start it (the server turns that into ``error`` with the reason).
+        """
+
+    @abstractmethod
+    def observe(self, run_id: int, cursor: int = 0) -> RunObservation | None:
+        """The run's current state and its events after ``cursor``. Never blocks on the run.
+
+        Returns None if this backend knows nothing of ``run_id`` (never launched here).
+        Cheap enough to be called for every active run many times a second.
+        """
+
+    @abstractmethod
+    def stop(self, run_id: int, grace_seconds: float) -> None:
+        """Ask the run to stop: SIGTERM to every replica's process tree, SIGKILL after grace.
+
+        Non-blocking and idempotent; stopping a finished or unknown run does nothing. The run
+        reaches phase ``stopped`` (observed through :meth:`observe`) once everything is gone.
+        """
+
+    @abstractmethod
+    def reap(self, run_id: int) -> None:
+        """Kill whatever is left of a run whose supervision was lost. Idempotent, blocks
+        briefly (up to about a second)."""
+
+    @abstractmethod
+    def read_logs(
+        self, run_id: int, replica: str, offset: int = 0, max_bytes: int = 1 << 20
+    ) -> LogChunk:
+        """Whole lines of ``replica``'s log from byte ``offset``, at most about ``max_bytes``.
+
+        Non-blocking. A partial last line (still being written) is not returned. Raises
+        :class:`ExecutorError` only on an I/O failure; an unknown replica gives an empty chunk.
+        """
+
+    @abstractmethod
+    def log_replicas(self, run_id: int) -> list[str]:
+        """Names of the replicas that have a log, in launch order."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the backend's resources. Runs keep running."""
