@@ -1,0 +1,173 @@
+"""``/runs``: submit, list, get (by id or by ``project/task#N``), stop, events and logs."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from trainyard.client.http import Transport
+from trainyard.client.logs import LogPage, LogStreamItem, read_log_page, stream_run_logs
+from trainyard.client.refs import RunRef, parse_run_ref
+from trainyard.core.errors import InvalidInputError, NotFoundError
+from trainyard.core.models import Event, GitInfo, Run
+from trainyard.core.status import RunStatus
+
+__all__ = ["RunPage", "RunsAPI", "parse_run"]
+
+
+def parse_run(data: Any) -> Run:
+    """A Run from its JSON; ``ref`` is derived on the model, so the server's copy is dropped."""
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"expected a run object from the server, got {type(data).__name__}")
+    fields = dict(data)
+    fields.pop("ref", None)
+    return Run.model_validate(fields)
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """One page of a run listing, newest first; ``total`` counts every match."""
+
+    items: list[Run]
+    total: int
+    limit: int
+    offset: int
+
+
+def _status_param(status: str | Sequence[RunStatus | str] | None) -> str | None:
+    if status is None:
+        return None
+    if isinstance(status, str):
+        return status
+    return ",".join(str(s) for s in status)
+
+
+class RunsAPI:
+    """Runs: one execution of a task, numbered per task (``BUILD_ID``)."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    def submit(
+        self,
+        project: str = "default",
+        *,
+        manifest: str | None = None,
+        filename: str | None = None,
+        task: str | None = None,
+        name: str | None = None,
+        parameters: Mapping[str, object] | None = None,
+        snapshot_id: str | None = None,
+        git: GitInfo | None = None,
+    ) -> Run:
+        """Create a run from manifest text (the task is created or updated) or from a stored
+        task. Exactly one of ``manifest`` and ``task``; ``name`` replaces the manifest's task
+        name (an AIchor manifest has none). Returns the run, status ``queued``.
+
+        Raises ManifestError / ParameterError (400), NotFoundError for the project, task or
+        snapshot, UnsupportedError when this server cannot run the task.
+        """
+        if (manifest is None) == (task is None):
+            raise InvalidInputError("give exactly one of manifest (YAML text) or task (a name)")
+        body: dict[str, Any] = {"parameters": dict(parameters or {})}
+        if manifest is not None:
+            body["manifest"] = manifest
+            if filename:
+                body["filename"] = filename
+            if name:
+                body["name"] = name
+        else:
+            body["task"] = task
+        if snapshot_id:
+            body["snapshot_id"] = snapshot_id
+        if git is not None:
+            body["git"] = git.model_dump(mode="json")
+        return parse_run(self._t.post(f"/projects/{quote(project, safe='')}/runs", json=body))
+
+    def list(
+        self,
+        project: str | None = None,
+        task: str | None = None,
+        status: str | Sequence[RunStatus | str] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> RunPage:
+        """Runs, newest first. ``status`` is a comma list (``"running,queued"``) or a sequence."""
+        data = self._t.get(
+            "/runs",
+            params={
+                "project": project,
+                "task": task,
+                "status": _status_param(status),
+                "limit": limit,
+                "offset": offset,
+            },
+        )
+        return RunPage(
+            items=[parse_run(item) for item in data["items"]],
+            total=int(data.get("total", len(data["items"]))),
+            limit=int(data.get("limit", limit)),
+            offset=int(data.get("offset", offset)),
+        )
+
+    def get(self, run_id: int) -> Run:
+        """The run with this id (replicas included); NotFoundError if there is none."""
+        return parse_run(self._t.get(f"/runs/{int(run_id)}"))
+
+    def get_by_ref(self, project: str, task: str, build_id: int) -> Run:
+        """The run ``project/task#build_id``; NotFoundError if there is none."""
+        ref = RunRef(project, task, build_id)
+        path = f"/projects/{quote(project, safe='')}/tasks/{quote(task, safe='')}/runs/{build_id}"
+        try:
+            return parse_run(self._t.get(path))
+        except NotFoundError as exc:
+            # The server may blame the project or the task; for the user it is the run that is
+            # missing, and the server's words stay in the fields.
+            raise NotFoundError(
+                f"run '{ref}' not found", fields={"ref": str(ref), "detail": exc.message}
+            ) from exc
+
+    def resolve(self, ref: str) -> Run:
+        """The run named by ``"42"`` or ``"project/task#N"``; InvalidInputError for other forms."""
+        parsed = parse_run_ref(ref)
+        if isinstance(parsed, int):
+            return self.get(parsed)
+        return self.get_by_ref(parsed.project, parsed.task, parsed.build_id)
+
+    def stop(self, run_id: int) -> Run:
+        """Ask the run to stop; idempotent (a finished run is returned unchanged)."""
+        return parse_run(self._t.post(f"/runs/{int(run_id)}/stop"))
+
+    def events(self, run_id: int, after: int | None = None) -> builtins.list[Event]:
+        """The run's events, oldest first (only those after event id ``after`` if given)."""
+        data = self._t.get(f"/runs/{int(run_id)}/events", params={"after": after})
+        return [Event.model_validate(item) for item in data["items"]]
+
+    def logs(
+        self,
+        run_id: int,
+        replicas: Sequence[str] | None = None,
+        cursor: str | None = None,
+        tail: int | None = None,
+        max_bytes: int | None = None,
+    ) -> LogPage:
+        """One page of the run's logs from ``cursor`` (or its last ``tail`` lines)."""
+        return read_log_page(
+            self._t, int(run_id), replicas=replicas, cursor=cursor, tail=tail, max_bytes=max_bytes
+        )
+
+    def stream_logs(
+        self,
+        run_id: int,
+        replicas: Sequence[str] | None = None,
+        cursor: str | None = None,
+        *,
+        reconnect_for: float = 120.0,
+    ) -> Iterator[LogStreamItem]:
+        """Follow the run's logs until it ends (see :func:`.logs.stream_run_logs`)."""
+        return stream_run_logs(
+            self._t, int(run_id), replicas=replicas, cursor=cursor, reconnect_for=reconnect_for
+        )
