@@ -1,0 +1,2 @@
+"""Files the server keeps: code snapshots (``snapshots``) and safe archive handling
+(``archive``)."""

@@ -1,0 +1,1 @@
+"""Scheduling: the launcher queue (``queue``) that starts queued runs in order."""

@@ -1,0 +1,107 @@
+"""The FastAPI application: routers under ``/api/v1`` plus the background services.
+
+``create_app(settings)`` builds the app; its lifespan opens the database, runs migrations,
+makes sure the ``default`` project exists, and starts the launcher and the reconciler (two
+threads), which it stops on shutdown. Runs are not touched by a shutdown: they keep going
+and the next server adopts them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from trainyard import __version__
+from trainyard.core.errors import UnsupportedError
+from trainyard.core.settings import Settings
+from trainyard.executors.base import Executor
+from trainyard.server.errors import install_error_handlers
+from trainyard.server.routers import health, logs, projects, runs, snapshots, tasks
+from trainyard.server.scheduler.queue import Launcher
+from trainyard.server.services.context import ServiceContext
+from trainyard.server.services.projects import ensure_default_project
+from trainyard.server.services.reconciler import Reconciler
+from trainyard.server.store import Database
+from trainyard.server.store.migrations import upgrade
+
+__all__ = ["API_PREFIX", "create_app", "create_executor", "server_url"]
+
+API_PREFIX = "/api/v1"
+log = logging.getLogger("trainyard.server")
+
+
+def create_executor(settings: Settings) -> Executor:
+    """The backend named by ``settings.runs.executor``."""
+    name = settings.runs.executor
+    if name == "local":
+        from trainyard.executors.local import LocalExecutor
+
+        return LocalExecutor(
+            settings.runs_dir,
+            python_executable=sys.executable,
+            max_line_bytes=settings.runs.log_max_line_bytes,
+            sample_interval=settings.runs.sample_interval,
+            restart_backoff_seconds=settings.runs.restart_backoff_seconds,
+        )
+    raise UnsupportedError(
+        f"executor {name!r} is not available in this version of trainyard: use "
+        "TRAINYARD_RUNS__EXECUTOR=local (the default)",
+        fields={"executor": name, "available": ["local"]},
+    )
+
+
+def server_url(settings: Settings) -> str:
+    """How replicas on this machine reach the server (TRAINYARD_SERVER_URL for them)."""
+    host = settings.server.host
+    if host in ("0.0.0.0", "", "::"):
+        host = "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{settings.server.port}"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The trainyard API server for ``settings`` (nothing starts until its lifespan runs)."""
+    executor = create_executor(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.database_url, echo=settings.db.echo)
+        try:
+            upgrade(db)
+            ensure_default_project(db)
+            ctx = ServiceContext(
+                settings=settings, db=db, executor=executor, server_url=server_url(settings)
+            )
+            launcher = Launcher(ctx)
+            ctx.wake_launcher = launcher.wake
+            reconciler = Reconciler(ctx, interval=settings.server.reconcile_interval)
+            ctx.wake_reconciler = reconciler.wake
+            app.state.ctx = ctx
+            reconciler.start()
+            reconciler.wake()  # adopt the runs left active by an earlier server at once
+            launcher.start()
+            launcher.wake()  # runs queued before this start
+            try:
+                yield
+            finally:
+                launcher.stop()
+                reconciler.stop()
+        finally:
+            executor.close()
+            db.dispose()
+
+    app = FastAPI(
+        title="trainyard",
+        version=__version__,
+        description="Self-hosted ML platform: tasks, runs, logs.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (health, projects, tasks, runs, logs, snapshots):
+        app.include_router(module.router, prefix=API_PREFIX)
+    return app

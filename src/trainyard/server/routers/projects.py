@@ -1,0 +1,36 @@
+"""``/projects``: list, create, get, set the summary."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from trainyard.core.models import Project
+from trainyard.server.routers.deps import Ctx
+from trainyard.server.routers.schemas import (
+    ProjectCreateRequest,
+    ProjectsResponse,
+    ProjectSummaryRequest,
+)
+from trainyard.server.services import projects as service
+
+router = APIRouter(tags=["projects"])
+
+
+@router.get("/projects", response_model=ProjectsResponse)
+def list_projects(ctx: Ctx) -> ProjectsResponse:
+    return ProjectsResponse(items=service.list_projects(ctx))
+
+
+@router.post("/projects", response_model=Project, status_code=201)
+def create_project(ctx: Ctx, body: ProjectCreateRequest) -> Project:
+    return service.create_project(ctx, body.name, body.summary)
+
+
+@router.get("/projects/{project}", response_model=Project)
+def get_project(ctx: Ctx, project: str) -> Project:
+    return service.get_project(ctx, project)
+
+
+@router.put("/projects/{project}/summary", response_model=Project)
+def set_summary(ctx: Ctx, project: str, body: ProjectSummaryRequest) -> Project:
+    return service.set_project_summary(ctx, project, body.summary)

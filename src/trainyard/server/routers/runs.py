@@ -1,0 +1,100 @@
+"""``/runs`` and ``/projects/{project}/runs``: submit, list, get, stop, events."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from trainyard.core.errors import InvalidInputError
+from trainyard.core.status import RunStatus
+from trainyard.server.routers.deps import Ctx
+from trainyard.server.routers.schemas import (
+    EventsResponse,
+    RunCreateRequest,
+    RunPageResponse,
+    RunResponse,
+    run_json,
+)
+from trainyard.server.services import runs as service
+
+router = APIRouter(tags=["runs"])
+
+
+def _statuses(value: str | None) -> list[RunStatus] | None:
+    if not value:
+        return None
+    out: list[RunStatus] = []
+    for word in value.split(","):
+        word = word.strip().lower()
+        if not word:
+            continue
+        try:
+            out.append(RunStatus(word))
+        except ValueError:
+            raise InvalidInputError(
+                f"status: unknown status {word!r}; use a comma list of "
+                + ", ".join(s.value for s in RunStatus),
+                fields={"status": word},
+            ) from None
+    return out or None
+
+
+@router.post("/projects/{project}/runs", response_model=RunResponse, status_code=201)
+def submit_run(ctx: Ctx, project: str, body: RunCreateRequest) -> JSONResponse:
+    run = service.submit_run(
+        ctx,
+        project,
+        manifest=body.manifest,
+        filename=body.filename,
+        task=body.task,
+        name=body.name,
+        parameters=body.parameters,
+        snapshot_id=body.snapshot_id,
+        git=body.git,
+    )
+    return JSONResponse(run_json(run), status_code=201)
+
+
+@router.get("/runs", response_model=RunPageResponse)
+def list_runs(
+    ctx: Ctx,
+    project: str | None = None,
+    task: str | None = None,
+    status: Annotated[str | None, Query(description="comma list, e.g. running,queued")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JSONResponse:
+    runs, total = service.list_runs(
+        ctx, project=project, task=task, statuses=_statuses(status), limit=limit, offset=offset
+    )
+    body: dict[str, Any] = {
+        "items": [run_json(r) for r in runs],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+    }
+    return JSONResponse(body)
+
+
+@router.get("/runs/{run_id}", response_model=RunResponse)
+def get_run(ctx: Ctx, run_id: int) -> JSONResponse:
+    return JSONResponse(run_json(service.get_run(ctx, run_id)))
+
+
+@router.get("/projects/{project}/tasks/{task}/runs/{build_id}", response_model=RunResponse)
+def get_run_by_ref(ctx: Ctx, project: str, task: str, build_id: int) -> JSONResponse:
+    return JSONResponse(run_json(service.get_run_by_ref(ctx, project, task, build_id)))
+
+
+@router.post("/runs/{run_id}/stop", response_model=RunResponse)
+def stop_run(ctx: Ctx, run_id: int) -> JSONResponse:
+    return JSONResponse(run_json(service.stop_run(ctx, run_id)))
+
+
+@router.get("/runs/{run_id}/events", response_model=EventsResponse)
+def list_events(
+    ctx: Ctx, run_id: int, after: Annotated[int | None, Query(ge=0)] = None
+) -> EventsResponse:
+    return EventsResponse(items=service.list_events(ctx, run_id, after))

@@ -1,0 +1,121 @@
+"""Request and response payloads of the REST API (``/api/v1``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from trainyard.core.models import Event, GitInfo, Project, Run, Task
+
+__all__ = [
+    "EventsResponse",
+    "HealthResponse",
+    "LogLineResponse",
+    "LogPageResponse",
+    "ProjectCreateRequest",
+    "ProjectSummaryRequest",
+    "ProjectsResponse",
+    "RunCreateRequest",
+    "RunPageResponse",
+    "RunResponse",
+    "SnapshotResponse",
+    "TaskCreateRequest",
+    "TasksResponse",
+    "run_json",
+]
+
+
+class _Request(BaseModel):
+    # Unknown fields are errors: a typo must not be silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProjectCreateRequest(_Request):
+    name: str = Field(description="DNS-1123 label: [a-z0-9-], at most 63 characters")
+    summary: str = Field(default="", description="markdown")
+
+
+class ProjectSummaryRequest(_Request):
+    summary: str = Field(description="markdown")
+
+
+class TaskCreateRequest(_Request):
+    manifest: str = Field(description="the manifest's YAML text")
+    filename: str = Field(default="task.yaml", description="used in error messages")
+    replace: bool = Field(default=False, description="update the task if it exists")
+    name: str | None = Field(
+        default=None, description="task name; overrides the manifest's (AIchor has none)"
+    )
+
+
+class RunCreateRequest(_Request):
+    manifest: str | None = Field(default=None, description="YAML text; or give `task`")
+    filename: str = "task.yaml"
+    task: str | None = Field(default=None, description="name of a stored task; or `manifest`")
+    name: str | None = Field(
+        default=None, description="task name; overrides the manifest's (AIchor has none)"
+    )
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    snapshot_id: str | None = Field(default=None, description="id from POST /snapshots")
+    git: GitInfo | None = None
+
+
+class HealthResponse(BaseModel):
+    status: str
+    version: str
+    executor: str
+
+
+class ProjectsResponse(BaseModel):
+    items: list[Project]
+
+
+class TasksResponse(BaseModel):
+    items: list[Task]
+
+
+# A Run plus its "ref". Built field by field rather than by subclassing Run, whose `ref`
+# property a field of the same name would shadow.
+RunResponse: type[BaseModel] = create_model(
+    "RunResponse",
+    ref=(str, Field(description="project/task#BUILD_ID")),
+    **{name: (info.annotation, info) for name, info in Run.model_fields.items()},  # type: ignore[call-overload]
+)
+
+
+class RunPageResponse(BaseModel):
+    items: list[RunResponse]  # type: ignore[valid-type]
+    total: int
+    limit: int
+    offset: int
+
+
+class EventsResponse(BaseModel):
+    items: list[Event]
+
+
+class SnapshotResponse(BaseModel):
+    id: str
+    size: int
+
+
+class LogLineResponse(BaseModel):
+    time: datetime | None
+    replica: str
+    text: str
+
+
+class LogPageResponse(BaseModel):
+    lines: list[LogLineResponse]
+    cursor: str
+    replicas: list[str]
+    complete: bool
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    """A run as the API sends it: the model plus its ``ref``."""
+    data = run.model_dump(mode="json")
+    data["ref"] = run.ref
+    return data

@@ -1,0 +1,281 @@
+"""The reconciler: makes the database agree with what the executor observes.
+
+Every ``interval`` it lists the active runs (starting, running, stopping) — one indexed
+query — and asks the executor about each. Observations are compared with the last one applied
+in memory, so an idle server (or a run whose state has not changed) writes nothing. A change
+is applied in one short write transaction: replicas upserted, new executor events copied
+(their seq is the cursor stored on the run, so nothing is copied twice across restarts), and
+the executor's phase turned into a status change through :func:`runs.transition`.
+
+Because the database and the run directories are the whole truth, a server started after a
+crash adopts every active run on its first pass: runs that kept going are followed to their
+end, runs whose supervisor died end in ``error`` "supervisor lost" (after :meth:`reap`), and
+runs left in ``starting`` by a crash between "launch decided" and "launch recorded" are
+launched again (the executor's launch is idempotent) once their claim is older than
+``relaunch_grace`` — never while this process is still launching them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from trainyard.core.models import Replica
+from trainyard.core.status import ReplicaStatus, RunStatus
+from trainyard.executors.base import ObservedEvent, ReplicaObservation, RunObservation
+from trainyard.server.services.context import ServiceContext
+from trainyard.server.services.launches import launch_run
+from trainyard.server.services.runs import load_run, transition
+from trainyard.server.store import Session
+from trainyard.server.store import events as event_store
+from trainyard.server.store import runs as store
+from trainyard.server.store.tables import RunRow, utcnow
+
+__all__ = ["SUPERVISOR_LOST", "Reconciler"]
+
+log = logging.getLogger(__name__)
+
+SUPERVISOR_LOST = "supervisor lost"
+_POLLED = (RunStatus.STARTING, RunStatus.RUNNING, RunStatus.STOPPING)
+_STARTING_INTERVAL = 0.01
+_COMPLAIN_EVERY = 60.0
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What was last applied for a run: if an observation matches it, there is nothing to do."""
+
+    status: RunStatus
+    phase: str
+    reason: str
+    replicas: tuple[ReplicaObservation, ...]
+
+
+def _replica(o: ReplicaObservation) -> Replica:
+    try:
+        status = ReplicaStatus(o.status)
+    except ValueError:
+        status = ReplicaStatus.PENDING
+    return Replica(
+        name=o.name,
+        resource=o.resource,
+        index=o.index,
+        address=o.address,
+        pid=o.pid,
+        status=status,
+        exit_code=o.exit_code,
+        signal=o.signal,
+        restarts=o.restarts,
+        started_at=o.started_at,
+        finished_at=o.finished_at,
+        reason=o.reason,
+    )
+
+
+class Reconciler:
+    """Background thread; ``reconcile_once()`` is the whole logic and is callable directly."""
+
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        *,
+        interval: float = 0.05,
+        idle_interval: float = 1.0,
+        relaunch_grace: float = 5.0,
+    ) -> None:
+        self.ctx = ctx
+        self.interval = interval
+        # With no active run a pass finds nothing; polling slowly then keeps an idle server
+        # near 0% CPU. A launch or stop in this process wakes it at once; runs started by
+        # another server sharing the database are picked up within `idle_interval`.
+        self.idle_interval = idle_interval
+        self.relaunch_grace = relaunch_grace
+        self._active = False
+        self._starting = False
+        self._wake = threading.Event()
+        self._seen: dict[int, _Seen] = {}
+        # Runs in `stopping` that we asked the executor to stop since this process started:
+        # repeats the stop once after a restart, in case the server died between recording
+        # `stopping` and calling the executor.
+        self._stop_sent: set[int] = set()
+        self._complained: dict[int, float] = {}
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="trainyard-reconciler", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Run a pass now and poll at full speed while runs are active."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _next_wait(self) -> float:
+        if self._starting:
+            # A launch is the latency users (and the benchmark) feel: poll fast until it
+            # is seen running. Costs a few ms of CPU during the launch only.
+            return min(self.interval, _STARTING_INTERVAL)
+        return self.interval if self._active else self.idle_interval
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(self._next_wait())
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                self.reconcile_once()
+            except Exception:
+                log.exception("reconciler pass failed")
+
+    def reconcile_once(self) -> None:
+        """One pass over every active run."""
+        with self.ctx.db.read() as session:
+            states = store.list_run_states(session, _POLLED)
+        self._active = bool(states)
+        self._starting = any(s.status is RunStatus.STARTING for s in states)
+        active = {s.id for s in states}
+        for run_id in list(self._seen):
+            if run_id not in active:
+                del self._seen[run_id]
+        self._stop_sent &= active
+        for run_id in list(self._complained):
+            if run_id not in active:
+                del self._complained[run_id]
+        for state in states:
+            if self._stopping.is_set():
+                return
+            try:
+                self._reconcile(state)
+            except Exception:
+                # One broken run must not stall the others; it is retried next pass, and
+                # said once a minute, not twenty times a second.
+                now = time.monotonic()
+                if now - self._complained.get(state.id, -_COMPLAIN_EVERY) >= _COMPLAIN_EVERY:
+                    self._complained[state.id] = now
+                    log.exception("reconciling run %s failed (retrying)", state.id)
+
+    def _reconcile(self, state: store.RunState) -> None:
+        run_id = state.id
+        if run_id in self.ctx.launching:
+            return  # the launcher owns it until the launch is recorded
+        obs = self.ctx.executor.observe(run_id, state.observe_cursor)
+        if obs is None:
+            self._unknown(state)
+            return
+        if state.status is RunStatus.STOPPING and run_id not in self._stop_sent:
+            if obs.phase in ("starting", "running"):
+                self.ctx.executor.stop(run_id, self.ctx.settings.runs.stop_grace_seconds)
+            self._stop_sent.add(run_id)
+        replicas = tuple(obs.replicas)
+        if not obs.events and self._seen.get(run_id) == _Seen(
+            state.status, obs.phase, obs.reason, replicas
+        ):
+            return
+        if obs.phase == "lost":
+            # Kill what is left before recording the end, so "error" means "nothing runs".
+            self.ctx.executor.reap(run_id)
+        status = self._apply(run_id, obs)
+        if status is not None:
+            self._seen[run_id] = _Seen(status, obs.phase, obs.reason, replicas)
+
+    def _unknown(self, state: store.RunState) -> None:
+        """The executor knows nothing of an active run."""
+        grace = timedelta(seconds=self.relaunch_grace)
+        claimed_long_ago = state.claimed_at is None or utcnow() - state.claimed_at > grace
+        if state.status is RunStatus.STARTING:
+            if claimed_long_ago and self.ctx.launching.add(state.id):
+                log.warning(
+                    "run %s was left in starting by an earlier server: launching it", state.id
+                )
+                launch_run(self.ctx, state.id)
+            return
+        if state.status is RunStatus.STOPPING and not claimed_long_ago:
+            return
+        with self.ctx.db.write() as session:
+            row = load_run(session, state.id, lock=True)
+            status = RunStatus(row.status)
+            if status is RunStatus.STOPPING:
+                transition(session, row, RunStatus.STOPPED, "stopped before it started")
+            elif status is RunStatus.RUNNING:
+                transition(
+                    session,
+                    row,
+                    RunStatus.ERROR,
+                    f"{SUPERVISOR_LOST}: the executor has no record of this run "
+                    "(was its run directory deleted?)",
+                )
+
+    def _apply(self, run_id: int, obs: RunObservation) -> RunStatus | None:
+        """Write the observation; the run's status afterwards (None if it is gone)."""
+        with self.ctx.db.write() as session:
+            row = store.get_run(session, run_id, lock=True)
+            if row is None:
+                return None
+            if RunStatus(row.status) not in _POLLED:
+                return RunStatus(row.status)
+            self._copy_events(session, row, obs.events, obs.cursor)
+            if obs.replicas:
+                store.update_replicas(session, row, [_replica(o) for o in obs.replicas])
+            self._apply_phase(session, row, obs)
+            return RunStatus(row.status)
+
+    @staticmethod
+    def _copy_events(
+        session: Session, row: RunRow, events: list[ObservedEvent], cursor: int
+    ) -> None:
+        for event in events:
+            if event.seq <= row.observe_cursor:
+                continue  # already copied (a stale observation)
+            if event.kind == "phase":
+                # Recorded as the status event of the transition it causes. `running` is
+                # applied here, in event order, so a run that finished between two passes
+                # still shows queued -> starting -> running -> complete, at the right time.
+                word = event.message.split(":", 1)[0].strip()
+                if word == "running" and RunStatus(row.status) is RunStatus.STARTING:
+                    reason = event.message.split(":", 1)[-1].strip() or "all replicas started"
+                    transition(session, row, RunStatus.RUNNING, reason, time=event.time)
+                continue
+            event_store.insert_event(
+                session,
+                row.id,
+                event.kind,
+                replica=event.replica,
+                reason=event.reason,
+                message=event.message,
+                time=event.time,
+            )
+        row.observe_cursor = max(row.observe_cursor, cursor)
+
+    @staticmethod
+    def _apply_phase(session: Session, row: RunRow, obs: RunObservation) -> None:
+        status = RunStatus(row.status)
+        phase = obs.phase
+        if phase == "running":
+            if status is RunStatus.STARTING:
+                transition(session, row, RunStatus.RUNNING, obs.reason or "all replicas started")
+        elif phase == "complete":
+            if status is RunStatus.STOPPING:
+                transition(session, row, RunStatus.STOPPED, "stopped: the run had already finished")
+            else:
+                transition(session, row, RunStatus.COMPLETE, obs.reason or "all replicas succeeded")
+        elif phase == "error":
+            reason = obs.reason or "the run failed"
+            detail = event_store.get_last_event(session, row.id, "replica", reason)
+            message = detail.message if detail is not None else ""
+            transition(session, row, RunStatus.ERROR, reason, message=message)
+        elif phase == "stopped":
+            if status is not RunStatus.STOPPING:
+                transition(session, row, RunStatus.STOPPING, "stop requested")
+            transition(session, row, RunStatus.STOPPED, obs.reason or "stopped")
+        elif phase == "lost":
+            transition(session, row, RunStatus.ERROR, SUPERVISOR_LOST)

@@ -1,0 +1,228 @@
+"""Runs: submit, list, get, stop, events — and :func:`transition`, the one function through
+which every run status change goes."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from typing import Any
+
+from trainyard.core.errors import InvalidInputError, NotFoundError, UnsupportedError
+from trainyard.core.models import Event, GitInfo, Run, TaskSpec
+from trainyard.core.status import TERMINAL_STATUSES, RunStatus, check_transition
+from trainyard.manifest import resolve_task
+from trainyard.server.services.context import ServiceContext
+from trainyard.server.services.projects import load_project
+from trainyard.server.services.snapshots import check_snapshot
+from trainyard.server.services.tasks import load_task, parse_manifest
+from trainyard.server.store import Session
+from trainyard.server.store import events as event_store
+from trainyard.server.store import runs as store
+from trainyard.server.store import tasks as task_store
+from trainyard.server.store.tables import RunRow, utcnow
+
+__all__ = [
+    "get_run",
+    "get_run_by_ref",
+    "list_events",
+    "list_runs",
+    "load_run",
+    "stop_run",
+    "submit_run",
+    "transition",
+]
+
+
+def transition(
+    session: Session,
+    run: RunRow,
+    new: RunStatus,
+    reason: str,
+    *,
+    message: str = "",
+    time: datetime | None = None,
+) -> None:
+    """Move ``run`` to ``new`` and record why: the only place a run's status changes.
+
+    ``run`` must have been loaded in this write transaction with ``lock=True`` so that its
+    status is current. Checks the move with :func:`check_transition` (IllegalTransitionError
+    otherwise), sets ``reason`` and ``updated_at``, ``started_at`` when the run enters
+    ``running``, ``finished_at`` when it ends, and inserts one ``status`` event carrying the
+    reason (and ``message``, e.g. a failed replica's last log lines).
+    """
+    current = RunStatus(run.status)
+    check_transition(f"{run.project.name}/{run.task.name}#{run.build_id}", current, new)
+    now = time or utcnow()
+    run.status = new.value
+    run.reason = reason
+    run.updated_at = now
+    if new is RunStatus.RUNNING and run.started_at is None:
+        run.started_at = now
+    if new in TERMINAL_STATUSES:
+        run.finished_at = now
+    event_store.insert_event(
+        session, run.id, "status", status=new, reason=reason, message=message, time=now
+    )
+    session.flush()
+
+
+def load_run(session: Session, run_id: int, *, lock: bool = False) -> RunRow:
+    """The run row, or NotFoundError "run 42 not found"."""
+    row = store.get_run(session, run_id, lock=lock)
+    if row is None:
+        raise NotFoundError(f"run {run_id} not found", fields={"run_id": run_id})
+    return row
+
+
+def get_run(ctx: ServiceContext, run_id: int) -> Run:
+    with ctx.db.read() as session:
+        return store.to_run(load_run(session, run_id))
+
+
+def get_run_by_ref(ctx: ServiceContext, project: str, task: str, build_id: int) -> Run:
+    with ctx.db.read() as session:
+        row = store.get_run_by_build(session, project, task, build_id)
+        if row is None:
+            ref = f"{project}/{task}#{build_id}"
+            raise NotFoundError(f"run '{ref}' not found", fields={"run": ref})
+        return store.to_run(row)
+
+
+def list_runs(
+    ctx: ServiceContext,
+    *,
+    project: str | None = None,
+    task: str | None = None,
+    statuses: Collection[RunStatus] | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Run], int]:
+    """A page of runs (newest first) and the total matching. ``task`` needs ``project``."""
+    if task is not None and project is None:
+        raise InvalidInputError(
+            "filtering runs by task needs the project too: pass project=NAME&task=NAME",
+            fields={"task": task},
+        )
+    with ctx.db.read() as session:
+        project_id = task_id = None
+        if project is not None:
+            project_row = load_project(session, project)
+            project_id = project_row.id
+            if task is not None:
+                task_id = load_task(session, project_row, task).id
+        rows, total = store.list_runs(
+            session,
+            project_id=project_id,
+            task_id=task_id,
+            statuses=statuses,
+            limit=limit,
+            offset=offset,
+        )
+        return [store.to_run(r) for r in rows], total
+
+
+def check_supported(ctx: ServiceContext, spec: TaskSpec) -> None:
+    """Refuse what this deployment cannot run (UnsupportedError, HTTP 422)."""
+    kuberay = spec.aichor is not None and spec.aichor.operator == "kuberay"
+    if kuberay and ctx.settings.runs.executor != "ray":
+        raise UnsupportedError(
+            "operator 'kuberay' needs the Ray backend (TRAINYARD_RUNS__EXECUTOR=ray), "
+            "which this server does not have yet",
+            fields={"operator": "kuberay", "executor": ctx.settings.runs.executor},
+        )
+
+
+def submit_run(
+    ctx: ServiceContext,
+    project: str,
+    *,
+    manifest: str | None = None,
+    filename: str = "task.yaml",
+    task: str | None = None,
+    name: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    snapshot_id: str | None = None,
+    git: GitInfo | None = None,
+) -> Run:
+    """Queue a run of a manifest (stored as the task of that name, created or updated) or of
+    an existing task, with ``parameters`` filled in. Wakes the launcher.
+
+    Everything that can be wrong with the request (manifest, parameters, snapshot, project,
+    task) is checked before anything is written, so a refused submission leaves no trace.
+    """
+    if (manifest is None) == (task is None):
+        raise InvalidInputError(
+            'give exactly one of "manifest" (YAML text) or "task" (the name of a stored task)',
+            fields={"manifest": manifest is not None, "task": task is not None},
+        )
+    spec: TaskSpec
+    if manifest is not None:
+        spec = parse_manifest(manifest, filename, name)
+    else:
+        assert task is not None
+        with ctx.db.read() as session:
+            task_row = load_task(session, load_project(session, project), task)
+            spec = TaskSpec.model_validate(task_row.spec)
+            manifest = task_row.manifest
+    check_supported(ctx, spec)
+    resolved, typed = resolve_task(spec, dict(parameters or {}), source="parameters")
+    if snapshot_id is not None:
+        check_snapshot(ctx, snapshot_id)
+
+    with ctx.db.write() as session:
+        project_row = load_project(session, project)
+        if task is None:
+            task_row = task_store.insert_or_update_task(session, project_row, spec, manifest)
+        else:
+            task_row = load_task(session, project_row, task)
+        build_id = task_store.update_next_build_id(session, task_row.id)
+        row = store.insert_run(
+            session,
+            project=project_row,
+            task=task_row,
+            build_id=build_id,
+            spec=resolved,
+            manifest=manifest,
+            parameters=dict(typed),
+            git=git,
+            snapshot_id=snapshot_id,
+            executor=ctx.executor.name,
+        )
+        event_store.insert_event(
+            session,
+            row.id,
+            "status",
+            status=RunStatus.QUEUED,
+            reason="submitted",
+            time=row.created_at,
+        )
+        session.flush()
+        run = store.to_run(row)
+    ctx.wake_launcher()
+    return run
+
+
+def stop_run(ctx: ServiceContext, run_id: int) -> Run:
+    """Stop a run: a queued run becomes ``stopped`` at once; a starting or running one
+    ``stopping`` (the executor is asked to stop it and the reconciler records ``stopped``);
+    a run already stopping or finished is returned unchanged (idempotent)."""
+    with ctx.db.write() as session:
+        row = load_run(session, run_id, lock=True)
+        status = RunStatus(row.status)
+        if status is RunStatus.QUEUED:
+            transition(session, row, RunStatus.STOPPED, "stopped by user before it started")
+        elif status in (RunStatus.STARTING, RunStatus.RUNNING):
+            transition(session, row, RunStatus.STOPPING, "stop requested by user")
+        run = store.to_run(row)
+    if run.status is RunStatus.STOPPING and run_id not in ctx.launching:
+        # Non-blocking. A run the launcher is still launching is stopped by the launcher
+        # right after its launch (it re-reads the status), so the stop is never lost.
+        ctx.executor.stop(run_id, ctx.settings.runs.stop_grace_seconds)
+    ctx.wake_reconciler()
+    return run
+
+
+def list_events(ctx: ServiceContext, run_id: int, after: int | None = None) -> list[Event]:
+    with ctx.db.read() as session:
+        load_run(session, run_id)
+        return [event_store.to_event(r) for r in event_store.list_events(session, run_id, after)]

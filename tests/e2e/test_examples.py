@@ -1,0 +1,109 @@
+"""The three shipped examples, run the way a user runs them: `trainyard run … --wait`
+against a real server, with real replicas on loopback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from e2e_support import EXAMPLES, all_log_lines, latest_run, trainyard
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture
+def api(live_server) -> Iterator[httpx.Client]:  # type: ignore[no-untyped-def]
+    with httpx.Client(base_url=f"{live_server.url}/api/v1", timeout=30) as client:
+        yield client
+
+
+def test_tf_ps_worker_completes_and_the_ps_is_stopped(live_server, api) -> None:  # type: ignore[no-untyped-def]
+    done = trainyard(
+        live_server.settings_env,
+        "run",
+        str(EXAMPLES / "tf-ps-worker" / "task.yaml"),
+        "--param",
+        "steps=50",
+        "--wait",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    # --wait streams every replica's lines, prefixed by the replica's name.
+    for replica in ("ps-0", "worker-0", "worker-1"):
+        assert f"{replica} " in done.stdout, done.stdout
+    assert "worker 1: final loss" in done.stdout
+
+    run = latest_run(api, "tf-ps-worker")
+    assert run["status"] == "complete"
+    assert run["parameters"] == {"steps": 50}
+    by_name = {r["name"]: r for r in run["replicas"]}
+    assert set(by_name) == {"ps-0", "worker-0", "worker-1"}
+    assert by_name["worker-0"]["status"] == "succeeded" and by_name["worker-0"]["exit_code"] == 0
+    assert by_name["worker-1"]["status"] == "succeeded"
+    # The ps never exits by itself: trainyard stopped it once both workers had finished.
+    assert by_name["ps-0"]["status"] == "stopped"
+    addresses = {r["address"] for r in run["replicas"]}
+    assert len(addresses) == 3 and all(a.startswith("127.") for a in addresses)
+
+    events = api.get(f"/runs/{run['id']}/events").json()["items"]
+    statuses = [e["status"] for e in events if e["kind"] == "status"]
+    assert statuses == ["queued", "starting", "running", "complete"]
+
+    described = trainyard(live_server.settings_env, "describe", run["ref"], "--json")
+    assert described.returncode == 0, described.stderr
+    assert json.loads(described.stdout)["status"] == "complete"
+
+    outputs = live_server.home / "runs" / str(run["id"]) / "output"
+    finals = [json.loads((outputs / f"weights-worker-{i}.json").read_text()) for i in (0, 1)]
+    # Both workers trained the one model held by the ps: it fits the data.
+    assert [f["steps"] for f in finals] == [50, 50]
+    assert all(f["loss"] < 0.1 for f in finals), finals
+
+
+def test_pytorch_ddp_ranks_end_with_identical_weights(live_server, api) -> None:  # type: ignore[no-untyped-def]
+    done = trainyard(
+        live_server.settings_env,
+        "run",
+        str(EXAMPLES / "pytorch-ddp" / "task.yaml"),
+        "--param",
+        "steps=10",
+        "--wait",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = latest_run(api, "pytorch-ddp")
+    assert run["status"] == "complete"
+    outputs = live_server.home / "runs" / str(run["id"]) / "output"
+    ranks = [json.loads((outputs / f"weights-rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["world_size"] == 2 and ranks[1]["rank"] == 1
+    assert ranks[0]["weights"] == ranks[1]["weights"]
+    assert len(ranks[0]["weights"]) > 1
+
+
+def test_kibernetika_form_fills_the_parameter_into_the_command(live_server, api) -> None:  # type: ignore[no-untyped-def]
+    done = trainyard(
+        live_server.settings_env,
+        "run",
+        str(EXAMPLES / "kibernetika-form" / "task.yaml"),
+        "--param",
+        "parameter_value=from-the-test",
+        "--wait",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = latest_run(api, "example")
+    assert run["status"] == "complete"
+    texts = [line["text"] for line in all_log_lines(api, run["id"])]
+    assert any("from-the-test" in t for t in texts), texts
+
+
+def test_example_with_an_ill_typed_parameter_starts_nothing(live_server, api) -> None:  # type: ignore[no-untyped-def]
+    done = trainyard(
+        live_server.settings_env,
+        "run",
+        str(EXAMPLES / "tf-ps-worker" / "task.yaml"),
+        "--param",
+        "steps=many",
+    )
+    assert done.returncode == 1
+    assert "steps" in done.stderr
+    assert api.get("/runs").json()["total"] == 0

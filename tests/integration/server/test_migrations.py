@@ -1,0 +1,116 @@
+"""Alembic migrations on empty SQLite and PostgreSQL databases; idempotence; concurrency."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from trainyard.server.store import Database
+from trainyard.server.store.migrations import HEAD, current_revision, script_head, upgrade
+from trainyard.server.store.tables import Base
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database with no schema at all."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'fresh.db'}"
+    dbs: Any = request.getfixturevalue("pg_database")
+    url: str = dbs.create()
+    return url
+
+
+def test_head_constant_matches_the_scripts() -> None:
+    assert script_head() == HEAD
+
+
+def test_upgrade_creates_the_schema_of_the_tables_module(empty_url: str) -> None:
+    db = Database(empty_url)
+    try:
+        assert current_revision(db) is None
+        upgrade(db)
+        assert current_revision(db) == HEAD
+        with db.engine.connect() as conn:
+            diff = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+            )
+            names = conn.execute(text("SELECT name FROM projects")).scalars().all()
+        assert diff == [], f"migrations and tables.py disagree: {diff}"
+        assert names == ["default"]
+    finally:
+        db.dispose()
+
+
+def test_upgrade_twice_is_a_no_op(empty_url: str) -> None:
+    db = Database(empty_url)
+    try:
+        upgrade(db)
+        with db.engine.begin() as conn:
+            conn.execute(text("UPDATE projects SET summary = 'kept' WHERE name = 'default'"))
+        upgrade(db)
+        upgrade(db, "head")
+        with db.engine.connect() as conn:
+            rows = conn.execute(text("SELECT name, summary FROM projects")).all()
+        assert [tuple(r) for r in rows] == [("default", "kept")]
+        assert current_revision(db) == HEAD
+        tables = set(inspect(db.engine).get_table_names())
+        assert {"projects", "tasks", "runs", "replicas", "events", "snapshots"} <= tables
+    finally:
+        db.dispose()
+
+
+def test_concurrent_upgrades_migrate_once(empty_url: str) -> None:
+    """Several servers starting at once against one empty database."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def start() -> None:
+        db = Database(empty_url)
+        try:
+            barrier.wait()
+            upgrade(db)
+        except BaseException as exc:  # collected and re-raised below
+            errors.append(exc)
+        finally:
+            db.dispose()
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    db = Database(empty_url)
+    try:
+        with db.engine.connect() as conn:
+            count = conn.execute(text("SELECT count(*) FROM projects")).scalar_one()
+        assert count == 1
+        assert current_revision(db) == HEAD
+    finally:
+        db.dispose()
+
+
+def test_up_to_date_start_does_not_import_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    db = Database(url)
+    upgrade(db)
+    db.dispose()
+    code = (
+        "import sys\n"
+        "from trainyard.server.store import Database\n"
+        "from trainyard.server.store.migrations import upgrade\n"
+        f"upgrade(Database({url!r}))\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "False"
