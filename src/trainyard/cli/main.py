@@ -21,7 +21,7 @@ from rich.text import Text
 from trainyard import __version__
 from trainyard.cli.projects import project_app, task_app
 from trainyard.cli.runs import describe_command, logs_command, ps_command, stop_command
-from trainyard.cli.server import server_command
+from trainyard.cli.server import server_command, server_stop_command
 from trainyard.cli.state import CliState
 from trainyard.cli.submit import run_command, validate_command
 from trainyard.core.errors import ManifestError, TrainyardError, UserError
@@ -79,6 +79,7 @@ app.command("describe")(describe_command)
 app.command("stop")(stop_command)
 app.command("validate")(validate_command)
 app.command("server")(server_command)
+app.command("server-stop")(server_stop_command)
 app.add_typer(project_app, name="project")
 app.add_typer(task_app, name="task")
 

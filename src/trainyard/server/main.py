@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import json
 import logging
+import os
 import socket
+from pathlib import Path
 
 from trainyard.core.errors import UserError
 from trainyard.core.settings import Settings
 
-__all__ = ["is_loopback", "serve"]
+__all__ = ["SERVER_RECORD", "is_loopback", "serve"]
+
+# Written under TRAINYARD_HOME while a server runs: how `trainyard server-stop` finds it.
+SERVER_RECORD = "server.json"
 
 
 def is_loopback(host: str) -> bool:
@@ -115,12 +122,42 @@ def serve(
         # Live log streams never end by themselves: do not let them hold a shutdown.
         timeout_graceful_shutdown=2,
     )
-    server = uvicorn.Server(config)
+    record = settings.home / SERVER_RECORD
+
+    class _Server(uvicorn.Server):
+        # uvicorn re-raises SIGTERM after its shutdown, so code after run() never executes:
+        # the record is removed here, at the end of the graceful shutdown.
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            try:
+                await super().shutdown(sockets)
+            finally:
+                _remove_record(record)
+
+    server = _Server(config)
     shown = f"[{host}]" if ":" in host else host
     print(
         f"trainyard server listening on http://{shown}:{port} (home: {settings.home})",
         flush=True,
     )
-    server.run(sockets=[sock])
+    _write_record(record, f"http://{shown}:{port}")
+    try:
+        server.run(sockets=[sock])
+    finally:
+        _remove_record(record)
     if not server.started:
         raise UserError("the trainyard server failed to start; see the messages above")
+
+
+def _write_record(path: Path, url: str) -> None:
+    """Record this server's pid and URL atomically (tmp + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), "url": url}))
+    tmp.replace(path)
+
+
+def _remove_record(path: Path) -> None:
+    """Remove the record if it is still ours (another server may have replaced it)."""
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()

@@ -8,7 +8,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from cli_support import RunCli, run_cli_process, write_task
 
 LIST_FILES = """\
@@ -86,8 +85,8 @@ def test_snapshot_over_the_limit_is_refused_before_submitting(
     assert "default/toobig#" not in listed.stdout, "nothing was submitted"
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
 def test_git_branch_commit_and_dirty_flag_are_recorded(live_cli: RunCli, tmp_path: Path) -> None:
+    assert shutil.which("git"), "this test needs the git command: apt-get install git"
     repo = tmp_path / "repo"
     manifest = write_task(
         repo / "tasks" / "gitted",

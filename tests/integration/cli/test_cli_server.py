@@ -169,6 +169,45 @@ def test_server_command_serves_until_terminated(tmp_path: Path) -> None:
     assert (tmp_path / ".trainyard" / "trainyard.db").exists()
 
 
+def test_server_stop_stops_the_server_of_this_home_and_its_runs_go_on(tmp_path: Path) -> None:
+    port = free_port()
+    env = clean_env(tmp_path)
+    record = tmp_path / ".trainyard" / "server.json"
+    server = subprocess.Popen(
+        [*COMMAND, "server", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(record.exists, "the server's record")
+        online = {**env, "TRAINYARD_SERVER_URL": f"http://127.0.0.1:{port}"}
+        manifest = write_task(
+            tmp_path / "sleeper", "name: sleeper\nresources:\n- name: worker\n  command: sleep 60\n"
+        )
+        assert run_cli_process("run", str(manifest), "--no-code", env=online).code == 0
+        stopped = run_cli_process("server-stop", env=env)
+        assert stopped.code == 0, stopped.stderr
+        assert f"stopped the trainyard server at http://127.0.0.1:{port}" in stopped.stdout
+        assert server.wait(timeout=20) is not None
+        assert not record.exists()
+        # The run was not touched: its replica still runs without a server.
+        sleepers = [
+            p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "60"]
+        ]
+        assert sleepers, "the run's replica should outlive the server"
+        again = run_cli_process("server-stop", env=env)
+        assert again.code == 1
+        assert "no trainyard server is recorded" in again.stderr
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        for proc in psutil.process_iter(["cmdline"]):
+            if proc.info["cmdline"] == ["sleep", "60"]:
+                proc.kill()
+
+
 def test_server_command_refuses_a_public_address(tmp_path: Path) -> None:
     result = run_cli_process("server", "--host", "0.0.0.0", "--port", "1", env=clean_env(tmp_path))
     assert result.code == 1

@@ -3,7 +3,9 @@ recovery of a run left in ``starting``. Real database (both backends), real loca
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -110,6 +112,27 @@ def test_run_left_starting_by_a_crash_is_launched_once(ctx: ServiceContext) -> N
     lines = [line.text for line in ctx.executor.read_logs(run.id, "worker-0").lines]
     assert lines == ["once"]
     assert _statuses(ctx, run.id) == ["queued", "starting", "running", "complete"]
+
+
+def test_crash_after_the_launch_file_but_before_the_supervisor_is_lost_during_launch(
+    ctx: ServiceContext, tmp_path: Path
+) -> None:
+    """The server died after writing launch.json and before spawning the supervisor: the run
+    ends in error "lost during launch", and nothing is ever launched a second time."""
+    run = runs_service.submit_run(ctx, "default", manifest=manifest(command="echo never"))
+    assert claim_next(ctx, "dead-server") == run.id
+    run_dir = ctx.settings.runs_dir / str(run.id)
+    run_dir.mkdir(parents=True)
+    (run_dir / "launch.json").write_text("{}")
+    old = time.time() - 3600  # long past the executor's start grace
+    os.utime(run_dir / "launch.json", (old, old))
+    ctx.launching = InFlight()
+    status = _settle(ctx, run.id, {RunStatus.ERROR})
+    assert status is RunStatus.ERROR
+    reason = runs_service.get_run(ctx, run.id).reason
+    assert reason.startswith("lost during launch: supervisor lost"), reason
+    assert not (run_dir / "state.json").exists(), "a second launch happened"
+    assert _statuses(ctx, run.id) == ["queued", "starting", "error"]
 
 
 def test_stop_during_launch_is_applied_after_it(ctx: ServiceContext) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -207,13 +210,42 @@ def test_not_a_directory_is_refused(tmp_path: Path) -> None:
         make_snapshot(tmp_path / "missing", LIMIT)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
 def test_unreadable_file_is_an_error_naming_it(tmp_path: Path) -> None:
+    """Root reads any file whatever its mode, so as root the snapshot is made in a child
+    process whose capability bounding set lacks CAP_DAC_OVERRIDE (util-linux's setpriv)."""
     secret = write(tmp_path, "secret.key")
+    write(tmp_path, "ok.py")
     secret.chmod(0)
     try:
-        with pytest.raises(InvalidInputError, match=r"secret\.key"):
-            make_snapshot(tmp_path, LIMIT)
+        if os.geteuid() != 0:
+            with pytest.raises(InvalidInputError, match=r"secret\.key"):
+                make_snapshot(tmp_path, LIMIT)
+            return
+        assert shutil.which("setpriv"), "install util-linux (setpriv) to run this test as root"
+        script = (
+            "import sys; from pathlib import Path\n"
+            "from trainyard.client import make_snapshot\n"
+            "from trainyard.core.errors import InvalidInputError\n"
+            "try:\n"
+            f"    make_snapshot(Path({str(tmp_path)!r}), {LIMIT})\n"
+            "except InvalidInputError as exc:\n"
+            "    print(exc.message); sys.exit(3)\n"
+        )
+        done = subprocess.run(
+            [
+                "setpriv",
+                "--bounding-set",
+                "-dac_override,-dac_read_search",
+                sys.executable,
+                "-c",
+                script,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 3, done.stdout + done.stderr
+        assert "secret.key" in done.stdout
     finally:
         secret.chmod(0o600)
 

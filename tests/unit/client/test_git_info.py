@@ -10,7 +10,10 @@ import pytest
 
 from trainyard.client import git_info, make_snapshot
 
-pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
+
+@pytest.fixture(autouse=True)
+def _git_is_installed() -> None:
+    assert shutil.which("git"), "these tests need the git command: apt-get install git"
 
 
 def git(repo: Path, *args: str) -> str:

@@ -278,4 +278,9 @@ class Reconciler:
                 transition(session, row, RunStatus.STOPPING, "stop requested")
             transition(session, row, RunStatus.STOPPED, obs.reason or "stopped")
         elif phase == "lost":
-            transition(session, row, RunStatus.ERROR, SUPERVISOR_LOST)
+            reason = obs.reason or SUPERVISOR_LOST
+            if status is RunStatus.STARTING:
+                # RELIABILITY.md: a crash between "launch decided" and "launch recorded" ends
+                # in "lost during launch", never in a second launch.
+                reason = f"lost during launch: {reason}"
+            transition(session, row, RunStatus.ERROR, reason)
