@@ -35,7 +35,9 @@ stop: $(STAMP)
 ## (SQLite, then the server and end-to-end suites again on PostgreSQL).
 test: $(STAMP) lint types
 	$(BIN)/pytest -q -m "not soak" -p no:cacheprovider
-	TRAINYARD_TEST_DB=postgresql $(BIN)/pytest -q -m "not soak" -p no:cacheprovider tests/e2e
+	TRAINYARD_TEST_DB=postgresql $(BIN)/pytest -q -m "not soak" -p no:cacheprovider \
+		tests/e2e tests/integration/cli \
+		tests/integration/server/test_lifecycle.py tests/integration/server/test_restart.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples

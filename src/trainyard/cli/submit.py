@@ -83,6 +83,14 @@ def validate_command(
         f"{_plural(spec.replica_count, 'replica')} in {_plural(len(spec.resources), 'resource')})",
         markup=False,
     )
+    if spec.aichor is not None and spec.aichor.operator == "kuberay":
+        state.err.print(
+            Text(
+                "note: operator 'kuberay' needs the Ray backend, which this version of "
+                "trainyard does not have yet: `trainyard run` will refuse this manifest",
+                style="yellow",
+            )
+        )
 
 
 def _connect(state: CliState) -> TrainyardClient:

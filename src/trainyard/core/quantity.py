@@ -27,6 +27,8 @@ _SUFFIXES: dict[str, Decimal] = {
     "Pi": Decimal(2) ** 50,
     "Ei": Decimal(2) ** 60,
 }
+_MAX_EXPONENT = 30
+_MAX_QUANTITY = Decimal(2**63 - 1)
 _RE = re.compile(
     r"^\+?(?P<num>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?P<suf>[eE][+-]?[0-9]+|[KMGTPE]i|[mkMGTPE])?$"
 )
@@ -53,9 +55,18 @@ def parse_quantity(value: str | int | float) -> Decimal:
     except InvalidOperation as exc:  # pragma: no cover - the regex admits only numbers
         raise ValueError(f"'{value}' is not a quantity") from exc
     suf = m.group("suf") or ""
-    if suf[:1] in ("e", "E"):
-        return num * (Decimal(10) ** int(suf[1:]))
-    return num * _SUFFIXES[suf]
+    if suf not in _SUFFIXES:  # a decimal exponent, e.g. "e3" ("Ei" is a suffix)
+        exponent = int(suf[1:])
+        # Bounded before computing: 1e999999 would cost a minute of CPU and 1e99999999
+        # overflows Decimal. No machine has 10^30 bytes or millicores.
+        if not -_MAX_EXPONENT <= exponent <= _MAX_EXPONENT:
+            raise ValueError(f"'{value}' is out of range (exponent at most {_MAX_EXPONENT})")
+        result = num * (Decimal(10) ** exponent)
+    else:
+        result = num * _SUFFIXES[suf]
+    if result > _MAX_QUANTITY:
+        raise ValueError(f"'{value}' is out of range (at most 2^63 - 1)")
+    return result
 
 
 def parse_cpu(value: str | int | float) -> int:

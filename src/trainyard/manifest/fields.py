@@ -57,6 +57,10 @@ def describe(node: YNode) -> str:
     return f"a string ('{shown}')"
 
 
+# A NUL cannot be passed to a process (argv, environment) and is never meant.
+NUL_MESSAGE = "must not contain a NUL character (\\0)"
+
+
 class Checker:
     """Collects issues for one manifest file."""
 
@@ -157,6 +161,9 @@ class Fields:
         if nonempty and not node.value.strip():
             self.error(key, "must not be empty")
             return None
+        if "\x00" in node.value:
+            self.error(key, NUL_MESSAGE)
+            return None
         return node.value
 
     def text(self, key: str) -> str | None:
@@ -166,6 +173,9 @@ class Fields:
             return None
         if not isinstance(node, YScalar):
             self.error(key, f"expected a string, got {describe(node)}")
+            return None
+        if isinstance(node.value, str) and "\x00" in node.value:
+            self.error(key, NUL_MESSAGE)
             return None
         return node.value if isinstance(node.value, str) else node.raw
 

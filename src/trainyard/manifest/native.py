@@ -13,7 +13,7 @@ import re
 from trainyard.core.models import ManifestFormat, ResourceSpec, TaskSpec
 from trainyard.manifest.fields import Checker, Fields
 from trainyard.manifest.parameters import check_parameters
-from trainyard.manifest.resources import check_env, check_name, check_resource
+from trainyard.manifest.resources import MAX_REPLICAS, check_env, check_name, check_resource
 from trainyard.manifest.yamlnodes import YMap, YScalar
 
 __all__ = ["API_VERSION", "NATIVE_TASK_FIELDS", "TASK_FIELDS", "check_task", "parse_duration"]
@@ -107,6 +107,13 @@ def check_task(checker: Checker, root: YMap, fmt: ManifestFormat) -> TaskSpec | 
             resources.append(spec)
         if count == 0:
             t.error("resources", "a task needs at least one resource")
+        total = sum(spec.replicas for spec in resources)
+        if total > MAX_REPLICAS:
+            t.error(
+                "resources",
+                f"{total} replicas in all; a run has at most {MAX_REPLICAS} "
+                "(each replica gets its own address)",
+            )
     if checker.issues or name is None:
         return None
     return TaskSpec(

@@ -7,7 +7,14 @@ from collections.abc import Callable
 
 from trainyard.core.models import ResourceAmounts, ResourceSpec, RestartPolicy, VolumeSpec
 from trainyard.core.quantity import format_cpu, format_memory, parse_cpu, parse_memory
-from trainyard.manifest.fields import DNS_LABEL_HINT, Checker, Fields, describe, is_dns_label
+from trainyard.manifest.fields import (
+    DNS_LABEL_HINT,
+    NUL_MESSAGE,
+    Checker,
+    Fields,
+    describe,
+    is_dns_label,
+)
 from trainyard.manifest.templates import template_problems
 from trainyard.manifest.yamlnodes import YMap, YNode, YScalar, YSeq, to_plain
 
@@ -157,6 +164,9 @@ def check_env(checker: Checker, fields: Fields, key: str = "env") -> dict[str, s
             continue
         # Numbers and booleans keep the text written: `DEBUG: yes` is "yes", not "True".
         text = value.value if isinstance(value.value, str) else value.raw
+        if "\x00" in text:
+            checker.error(value, value_path, NUL_MESSAGE)
+            continue
         check_template(checker, value, value_path, text)
         env[name] = text
     return env

@@ -47,6 +47,15 @@ def test_validate_ok_summarises_the_task(cli: RunCli, tmp_path: Path) -> None:
     )
 
 
+def test_validate_says_a_kuberay_manifest_will_be_refused(cli: RunCli) -> None:
+    seed = Path(__file__).parents[2] / "unit" / "manifest" / "fixtures" / "aichor-seed.yaml"
+    result = cli("validate", str(seed))
+    assert result.code == 0
+    assert "ok (aichor format" in result.stdout
+    assert "operator 'kuberay' needs the Ray backend" in result.stderr
+    assert "`trainyard run` will refuse" in result.stderr
+
+
 def test_validate_reports_every_issue_at_line_and_column(cli: RunCli, tmp_path: Path) -> None:
     write(tmp_path, BAD)
     result = cli("validate", "task.yaml", cwd=tmp_path)

@@ -447,3 +447,28 @@ def test_issues_carry_structured_fields() -> None:
     }
     issue = info.value.issues[0]
     assert (issue.line, issue.column, issue.path) == (3, 25, "resources[0].replicas")
+
+
+def test_a_run_has_at_most_254_replicas_in_all() -> None:
+    errors = _errors(
+        """
+        name: big
+        resources:
+          - {name: a, replicas: 200, command: x}
+          - {name: b, replicas: 100, command: x}
+        """
+    )
+    assert errors == [
+        "task.yaml:3:3: resources: 300 replicas in all; a run has at most 254 "
+        "(each replica gets its own address)"
+    ]
+
+
+def test_nul_characters_are_refused_in_commands_and_env() -> None:
+    text = 'name: t\nresources:\n  - name: w\n    command: "echo a\\0b"\n    env: {A: "x\\0"}\n'
+    with pytest.raises(ManifestError) as info:
+        load_manifest(text)
+    assert [str(i) for i in info.value.issues] == [
+        "task.yaml:4:14: resources[0].command: must not contain a NUL character (\\0)",
+        "task.yaml:5:14: resources[0].env.A: must not contain a NUL character (\\0)",
+    ]
