@@ -1,7 +1,7 @@
 """RELIABILITY.md, "Crashes and restarts": the server SIGKILLed mid-run and restarted after a
 delay. Every run finishes exactly once, with exactly the log lines it would have had without
-the crash. 0, 3 and 20 s run in CI (3 s and 20 s outlive the runs: they finish while no server exists);
-60 s is a soak test (`make soak`)."""
+the crash. 0, 3 and 20 s run in CI (3 s and 20 s outlive the runs: they finish while no
+server exists); 60 s is a soak test (`make soak`)."""
 
 from __future__ import annotations
 
