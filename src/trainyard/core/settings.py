@@ -38,6 +38,9 @@ class RunsSettings(BaseModel):
     stop_grace_seconds: float = 10.0
     # Lines longer than this are split into chunks with a visible continuation marker.
     log_max_line_bytes: int = 1024 * 1024
+    # Each replica's log stops growing here: a marker line and a warning event say so, and
+    # the rest of its output is read and counted but not stored (the replica keeps running).
+    log_quota_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
     # How often the supervisor samples memory to enforce limits.
     sample_interval: float = 0.5
     restart_backoff_seconds: float = 1.0

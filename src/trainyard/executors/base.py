@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Literal
 
 from trainyard.core.errors import TrainyardError
+from trainyard.core.models import TaskSpec
 
 __all__ = [
     "Executor",
@@ -128,7 +129,26 @@ class LogChunk:
 
 
 class Executor(ABC):
-    """A backend that runs replicas. Implementations are thread-safe."""
+    """A backend that runs replicas. Implementations are thread-safe.
+
+    Every method states whether it blocks, whether it is idempotent and what it raises.
+    :class:`ExecutorError` always means "the backend could not do or see this" (I/O error,
+    permissions, a damaged file, a process that cannot be started); its message names the run
+    and the cause. Nothing else is raised on purpose, except ``ValueError`` for a ``run_id``
+    that is not a non-negative integer (a caller's bug). None of the methods is ever the
+    user's fault, so none raises a ``UserError``.
+
+    **Adoption after a restart.** There is no ``adopt()``: runs do not belong to a server
+    process. A server that starts (after a crash, or beside another one) adopts a run simply
+    by calling :meth:`observe` with the run's id and the ``cursor`` it stored last (0 if it
+    never observed the run): it gets the current phase and replicas and exactly the events it
+    has not recorded yet, however long it was away, then keeps observing, stopping and reading
+    logs as if it had launched the run itself. A run whose ``launch`` may have been cut short
+    is launched again (``launch`` is idempotent). When ``observe`` says ``lost`` (supervision
+    died with the run unfinished) the server calls :meth:`reap` to kill whatever is left and
+    records the run as ``error``; ``observe`` returning None for a run the server believes
+    launched means the launch never became durable.
+    """
 
     name: str = "abstract"
 
@@ -136,32 +156,58 @@ class Executor(ABC):
     def launch(self, request: LaunchRequest) -> None:
         """Start the run. Returns once the launch is durable, without waiting for replicas.
 
-        Blocks for at most a fraction of a second (spawns, does not wait). Idempotent per
-        ``run_id``: if a launch of this run already exists (even from a server that crashed
-        before recording it) nothing new is started. Raises :class:`ExecutorError` if the
-        backend cannot start it (the server turns that into ``error`` with the reason).
+        Blocking: briefly (writes a few files and spawns; well under a second), never waits
+        for the replicas to start. Idempotent per ``run_id``: if a launch of this run already
+        exists (even from a server that crashed before recording it) nothing new is started.
+
+        Raises:
+            ExecutorError: when the backend cannot start the run (its files cannot be written,
+                the supervisor cannot be spawned); the server turns that into ``error`` with
+                the reason.
         """
 
     @abstractmethod
     def observe(self, run_id: int, cursor: int = 0) -> RunObservation | None:
-        """The run's current state and its events after ``cursor``. Never blocks on the run.
+        """The run's current state and its events after ``cursor``.
+
+        Blocking: no; it reads the backend's current view and never waits on the run. Cheap
+        enough to be called for every active run many times a second. Idempotent: it only
+        reads; the same ``cursor`` gives the same events (plus any newer ones). This is also
+        how a restarted server adopts a run (see the class docstring).
 
         Returns None if this backend knows nothing of ``run_id`` (never launched here).
-        Cheap enough to be called for every active run many times a second.
+
+        Raises:
+            ExecutorError: when the run's state cannot be read (I/O error, permissions, a
+                state that is damaged beyond use). An absent run is None, not an error.
         """
 
     @abstractmethod
     def stop(self, run_id: int, grace_seconds: float) -> None:
         """Ask the run to stop: SIGTERM to every replica's process tree, SIGKILL after grace.
 
-        Non-blocking and idempotent; stopping a finished or unknown run does nothing. The run
-        reaches phase ``stopped`` (observed through :meth:`observe`) once everything is gone.
+        Blocking: no; it records the request and signals, then returns. The run reaches
+        phase ``stopped`` (observed through :meth:`observe`) once everything is gone.
+        Idempotent: stopping twice is stopping once; stopping a finished or unknown run does
+        nothing.
+
+        Raises:
+            ExecutorError: when the stop request cannot be recorded or delivered (the run's
+                files cannot be written or read, the supervisor cannot be signalled).
         """
 
     @abstractmethod
     def reap(self, run_id: int) -> None:
-        """Kill whatever is left of a run whose supervision was lost. Idempotent, blocks
-        briefly (up to about a second)."""
+        """Kill whatever is left of a run whose supervision was lost (phase ``lost``).
+
+        Blocking: briefly, up to about a second, while the killed processes exit.
+        Idempotent: reaping a run with nothing left, a finished run or an unknown run does
+        nothing.
+
+        Raises:
+            ExecutorError: when the run's state cannot be read (so what to kill is unknown)
+                or the processes cannot be listed.
+        """
 
     @abstractmethod
     def read_logs(
@@ -169,13 +215,35 @@ class Executor(ABC):
     ) -> LogChunk:
         """Whole lines of ``replica``'s log from byte ``offset``, at most about ``max_bytes``.
 
-        Non-blocking. A partial last line (still being written) is not returned. Raises
-        :class:`ExecutorError` only on an I/O failure; an unknown replica gives an empty chunk.
+        Blocking: no. Idempotent: it only reads; the same ``offset`` gives the same lines
+        (plus any written since). A partial last line (still being written) is not returned.
+        An unknown run or replica gives an empty chunk.
+
+        Raises:
+            ExecutorError: only on an I/O failure reading the log.
         """
 
     @abstractmethod
     def log_replicas(self, run_id: int) -> list[str]:
-        """Names of the replicas that have a log, in launch order."""
+        """Names of the replicas that have a log, in launch order.
+
+        Blocking: no. Idempotent: it only reads. An unknown run gives ``[]``.
+
+        Raises:
+            ExecutorError: when the run's files cannot be read or listed (I/O error,
+                permissions).
+        """
+
+    def check(self, spec: TaskSpec) -> None:  # noqa: B027 - optional hook
+        """Refuse, before a run is created, a resolved task this backend could never launch.
+
+        Blocking: briefly (no process is started). Idempotent, no side effects. Raises
+        :class:`~trainyard.core.errors.InvalidInputError` naming the resource and the fix.
+        The default accepts everything.
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook
-        """Release the backend's resources. Runs keep running."""
+        """Release the backend's resources. Runs keep running.
+
+        Blocking: no. Idempotent. Raises nothing.
+        """

@@ -19,11 +19,12 @@ import json
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from trainyard.core.errors import InvalidInputError
-from trainyard.core.models import ResourceSpec, TaskSpec
+from trainyard.core.models import ResourceSpec, TaskSpec, VolumeSpec
 from trainyard.executors.base import LaunchRequest, ReplicaLaunch
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "master_port",
     "nodes_variable",
     "replica_address",
+    "volume_variable",
 ]
 
 # Resources whose first replica is rank 0 (PyTorch env:// rendezvous), in this order.
@@ -115,6 +117,72 @@ def nodes_variable(resource: str) -> str:
     return resource.upper().replace("-", "_") + "_NODES"
 
 
+def volume_variable(volume: str) -> str:
+    """``data`` -> ``DATA_DIR``; ``my-data`` -> ``MY_DATA_DIR``."""
+    return volume.upper().replace("-", "_") + "_DIR"
+
+
+# A volume without a source is the project source of the same name (Kibernetika). The local
+# backend has three: the code snapshot, the run's lib dir and the project's training dir,
+# which the contract already exports as SRC_DIR, LIB_DIR and TRAINING_DIR.
+_PROJECT_SOURCES = frozenset({"src", "lib", "training"})
+
+
+def _volume_dirs(resource: ResourceSpec) -> dict[str, str]:
+    """``<NAME>_DIR`` for each volume of ``resource``: where its data is on this machine.
+
+    The local backend mounts nothing, so the variable is the real path: a hostPath's ``path``
+    joined with ``subPath``. Any other source is refused here, before anything starts.
+    """
+    dirs: dict[str, str] = {}
+    for volume in resource.volumes:
+        what = f"resource '{resource.name}' volume '{volume.name}'"
+        variable = volume_variable(volume.name)
+        fields = {"resource": resource.name, "volume": volume.name}
+        if not volume.source and volume.name in _PROJECT_SOURCES:
+            continue  # the contract's own SRC_DIR, LIB_DIR or TRAINING_DIR
+        kind = _volume_kind(volume)
+        if kind != "hostPath":
+            raise InvalidInputError(
+                f"{what}: its source ({kind}) cannot be provided by the local backend, which "
+                "supports hostPath only for now; use hostPath: {path: /absolute/dir} or "
+                "remove the volume",
+                fields={**fields, "kind": kind},
+            )
+        if variable in CONTRACT_NAMES:
+            raise InvalidInputError(
+                f"{what}: its variable ${variable} is already set by the replica environment "
+                "contract; rename the volume",
+                fields={**fields, "variable": variable},
+            )
+        dirs[variable] = _host_path(volume, what, fields)
+    return dirs
+
+
+def _volume_kind(volume: VolumeSpec) -> str:
+    if not volume.source:
+        return "project source"
+    return next(iter(volume.source))
+
+
+def _host_path(volume: VolumeSpec, what: str, fields: dict[str, str]) -> str:
+    settings = volume.source["hostPath"]
+    path = settings.get("path") if isinstance(settings, Mapping) else None
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise InvalidInputError(
+            f"{what}: hostPath needs an absolute 'path' (got {path!r}); "
+            "write hostPath: {path: /absolute/dir}",
+            fields=dict(fields),
+        )
+    sub_path = volume.sub_path or ""
+    if sub_path.startswith("/") or ".." in sub_path.split("/"):
+        raise InvalidInputError(
+            f"{what}: subPath '{sub_path}' must be a relative path without '..'",
+            fields={**fields, "sub_path": sub_path},
+        )
+    return os.path.normpath(os.path.join(path, sub_path)) if sub_path else os.path.normpath(path)
+
+
 def expand_vars(text: str, env: Mapping[str, str], *, what: str) -> str:
     """Expand ``$NAME`` and ``${NAME}`` from ``env``; an unknown name is an error about
     ``what``."""
@@ -163,6 +231,33 @@ def _prepend_path(first: str, rest: str | None) -> str:
     return first + os.pathsep + rest
 
 
+def check_launchable(spec: TaskSpec) -> None:
+    """Raise :class:`InvalidInputError` now for what :func:`build_launch_request` would refuse
+    at launch (unknown variables in ``workDir``, a ``workDir`` outside the code, volumes this
+    backend cannot provide, too many replicas), so that the server refuses such a run at submit
+    instead of starting it into an error. No side effects: it builds in a temporary directory.
+    """
+    with tempfile.TemporaryDirectory(prefix="trainyard-check-") as tmp:
+        root = Path(tmp)
+        (root / "code").mkdir()
+        try:
+            build_launch_request(
+                run_id=1,
+                run_ref=f"check/{spec.name}#1",
+                project="check",
+                task=spec.name,
+                build_id=1,
+                spec=spec,
+                code_dir=root / "code",
+                run_dir=root / "run",
+                training_dir=root / "training",
+                server_url="http://127.0.0.1",
+                base_env={},
+            )
+        except ValueError as exc:
+            raise InvalidInputError(str(exc)) from exc
+
+
 def build_launch_request(
     *,
     run_id: int,
@@ -185,11 +280,15 @@ def build_launch_request(
 
     ``spec`` must be resolved (placeholders filled). Creates the run's ``lib``, ``input`` and
     ``output`` directories and ``training_dir``. Raises :class:`InvalidInputError` when a
-    ``workDir`` names an unknown variable or resolves outside ``code_dir``, and ``ValueError``
-    when the run has more replicas than a local run can address.
+    ``workDir`` names an unknown variable or resolves outside ``code_dir``, or when a volume
+    is not one this backend can provide (hostPath only, besides the ``src``, ``lib`` and
+    ``training`` project sources), and ``ValueError`` when the run has more replicas than a
+    local run can address.
     """
     if not spec.resources:
         raise InvalidInputError(f"task '{spec.name}' has no resources; add at least one")
+    # Checked before anything is created: a refused volume leaves no trace.
+    volume_dirs = {resource.name: _volume_dirs(resource) for resource in spec.resources}
     code_dir = Path(code_dir).absolute()
     run_dir = Path(run_dir).absolute()
     training_dir = Path(training_dir).absolute()
@@ -258,7 +357,7 @@ def build_launch_request(
             name = f"{resource.name}-{index}"
             replica_gpus = list(gpus.get(name, []))
             env = {**base, **user}
-            contract = dict(shared)
+            contract = {**shared, **volume_dirs[resource.name]}
             contract.update(
                 {
                     "REPLICA_INDEX": str(index),

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from trainyard.core.models import TaskSpec
 from trainyard.executors.base import (
     Executor,
     ExecutorError,
@@ -32,6 +33,7 @@ from trainyard.executors.base import (
     ReplicaObservation,
     RunObservation,
 )
+from trainyard.executors.env import check_launchable
 from trainyard.executors.local_logs import is_replica_name, parse_log_line, read_log_chunk
 from trainyard.executors.local_procs import kill_run_processes, lock_is_held, same_process
 
@@ -52,11 +54,15 @@ def _time(value: Any) -> datetime | None:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None when it is absent or damaged. Raises
+    :class:`ExecutorError` when it cannot be read (permissions, I/O error, not a file)."""
     try:
         data = json.loads(path.read_bytes())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    except (OSError, ValueError):
+    except OSError as exc:
+        raise ExecutorError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except ValueError:
         return None  # replaced atomically, so this is a broken file: treat as absent
     return data if isinstance(data, dict) else None
 
@@ -140,8 +146,10 @@ class LocalExecutor(Executor):
 
     ``runs_dir`` holds one directory per run id. ``python_executable`` starts the supervisors.
     The keyword arguments are written into each ``launch.json`` (see ``RunsSettings``):
-    ``max_line_bytes`` (longer log lines are split with a visible marker), ``sample_interval``
-    (memory limit checks), ``restart_backoff_seconds`` (first OnFailure back-off, doubling).
+    ``max_line_bytes`` (longer log lines are split with a visible marker), ``log_quota_bytes``
+    (each replica's log stops growing there, with a marker line and a warning event),
+    ``sample_interval`` (memory limit checks), ``restart_backoff_seconds`` (first OnFailure
+    back-off, doubling).
     ``start_grace_seconds`` is how long a launched run may go without a live supervisor
     before it is reported ``lost``.
     """
@@ -154,6 +162,7 @@ class LocalExecutor(Executor):
         python_executable: str = sys.executable,
         *,
         max_line_bytes: int = 1 << 20,
+        log_quota_bytes: int = 1 << 30,
         sample_interval: float = 0.5,
         restart_backoff_seconds: float = 1.0,
         start_grace_seconds: float = 10.0,
@@ -161,6 +170,7 @@ class LocalExecutor(Executor):
         self.runs_dir = Path(runs_dir)
         self.python_executable = python_executable
         self.max_line_bytes = max_line_bytes
+        self.log_quota_bytes = log_quota_bytes
         self.sample_interval = sample_interval
         self.restart_backoff_seconds = restart_backoff_seconds
         self.start_grace_seconds = start_grace_seconds
@@ -176,9 +186,22 @@ class LocalExecutor(Executor):
 
     # ---- launch --------------------------------------------------------------------------
 
+    def check(self, spec: TaskSpec) -> None:
+        """Everything :func:`build_launch_request` would refuse, refused now (see
+        :func:`trainyard.executors.env.check_launchable`)."""
+        check_launchable(spec)
+
     def launch(self, request: LaunchRequest) -> None:
         run_dir = self.run_dir(request.run_id)
         launch_file = run_dir / "launch.json"
+        try:
+            self._launch(request, run_dir, launch_file)
+        except OSError as exc:
+            raise ExecutorError(
+                f"cannot start the supervisor of run '{request.run_ref}': {exc}"
+            ) from exc
+
+    def _launch(self, request: LaunchRequest, run_dir: Path, launch_file: Path) -> None:
         with self._lock:
             self._collect_exited()
             if launch_file.exists() and (
@@ -189,27 +212,23 @@ class LocalExecutor(Executor):
             payload.update(
                 version=1,
                 max_line_bytes=self.max_line_bytes,
+                log_quota_bytes=self.log_quota_bytes,
                 sample_interval=self.sample_interval,
                 restart_backoff_seconds=self.restart_backoff_seconds,
             )
-            try:
-                (run_dir / "logs").mkdir(parents=True, exist_ok=True)
-                _write_json_atomic(launch_file, payload)
-                with (run_dir / "supervisor.log").open("ab") as log:
-                    self._spawned[request.run_id] = subprocess.Popen(
-                        # -P: the run directory (the cwd) must not shadow any module.
-                        [self.python_executable, "-P", "-m", "trainyard.runtime", str(run_dir)],
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        cwd=run_dir,
-                        start_new_session=True,
-                        close_fds=True,
-                    )
-            except OSError as exc:
-                raise ExecutorError(
-                    f"cannot start the supervisor of run '{request.run_ref}': {exc}"
-                ) from exc
+            (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+            _write_json_atomic(launch_file, payload)
+            with (run_dir / "supervisor.log").open("ab") as log:
+                self._spawned[request.run_id] = subprocess.Popen(
+                    # -P: the run directory (the cwd) must not shadow any module.
+                    [self.python_executable, "-P", "-m", "trainyard.runtime", str(run_dir)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=run_dir,
+                    start_new_session=True,
+                    close_fds=True,
+                )
 
     def _collect_exited(self) -> None:
         """Reap supervisors this process started that have ended (no zombies left)."""
@@ -234,6 +253,16 @@ class LocalExecutor(Executor):
 
     def observe(self, run_id: int, cursor: int = 0) -> RunObservation | None:
         run_dir = self.run_dir(run_id)
+        try:
+            return self._observe(run_id, run_dir, cursor)
+        except OSError as exc:
+            raise ExecutorError(f"cannot observe run {run_id} in {run_dir}: {exc}") from exc
+        except (ValueError, TypeError) as exc:
+            raise ExecutorError(
+                f"cannot observe run {run_id}: {run_dir / 'state.json'} is damaged ({exc})"
+            ) from exc
+
+    def _observe(self, run_id: int, run_dir: Path, cursor: int) -> RunObservation | None:
         state_file = run_dir / "state.json"
         state = _read_json(state_file)
         if state is None:
@@ -307,17 +336,20 @@ class LocalExecutor(Executor):
 
     def stop(self, run_id: int, grace_seconds: float) -> None:
         run_dir = self.run_dir(run_id)
+        try:
+            self._stop(run_id, run_dir, grace_seconds)
+        except OSError as exc:
+            raise ExecutorError(f"cannot request the stop of run {run_id}: {exc}") from exc
+
+    def _stop(self, run_id: int, run_dir: Path, grace_seconds: float) -> None:
         if not (run_dir / "launch.json").exists():
             return
         state = _read_json(run_dir / "state.json")
         if state is not None and state.get("phase") in _TERMINAL:
             return
-        try:
-            # The file is the durable request (seen even by a supervisor still starting);
-            # the signal makes it immediate.
-            _write_json_atomic(run_dir / "stop", {"grace_seconds": max(0.0, grace_seconds)})
-        except OSError as exc:
-            raise ExecutorError(f"cannot request the stop of run {run_id}: {exc}") from exc
+        # The file is the durable request (seen even by a supervisor still starting); the
+        # signal makes it immediate.
+        _write_json_atomic(run_dir / "stop", {"grace_seconds": max(0.0, grace_seconds)})
         # Without a state file the supervisor has not installed its signal handlers yet (a
         # SIGTERM would kill it, and the run would look lost): the stop file is enough, it is
         # read before any replica starts.
@@ -329,12 +361,16 @@ class LocalExecutor(Executor):
 
     def reap(self, run_id: int) -> None:
         run_dir = self.run_dir(run_id)
+        # An unreadable state (not a missing one) must not pass for "nothing to kill".
         state = _read_json(run_dir / "state.json") or {}
         with self._lock:
             proc = self._spawned.get(run_id)
             if proc is not None and proc.poll() is None:
                 proc.kill()  # a supervisor that never wrote its state
-        kill_run_processes(run_id, state)
+        try:
+            kill_run_processes(run_id, state)
+        except OSError as exc:
+            raise ExecutorError(f"cannot reap run {run_id}: {exc}") from exc
         with self._lock:
             self._collect_exited()
 
@@ -353,13 +389,17 @@ class LocalExecutor(Executor):
         logs = run_dir / "logs"
         launch = _read_json(run_dir / "launch.json") or {}
         names = [str(r.get("name")) for r in launch.get("replicas") or [] if isinstance(r, dict)]
-        present = [n for n in names if is_replica_name(n) and (logs / f"{n}.log").exists()]
-        if present or names:
-            return present
         try:
-            return sorted(p.stem for p in logs.glob("*.log") if is_replica_name(p.stem))
-        except OSError:
+            present = [n for n in names if is_replica_name(n) and (logs / f"{n}.log").exists()]
+            if present or names:
+                return present
+            files = [p.name for p in logs.iterdir()]
+        except FileNotFoundError:
             return []
+        except OSError as exc:
+            raise ExecutorError(f"cannot list the logs of run {run_id} in {logs}: {exc}") from exc
+        stems = (f.removesuffix(".log") for f in files if f.endswith(".log"))
+        return sorted(s for s in stems if is_replica_name(s))
 
     def close(self) -> None:
         """Runs keep running; only the bookkeeping of finished supervisors is released."""

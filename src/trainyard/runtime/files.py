@@ -119,13 +119,17 @@ class EventLog:
         self._pending.append(json.dumps(record, separators=(",", ":")).encode() + b"\n")
 
     def flush(self) -> None:
-        """Write every queued event and fsync. Raises ``OSError`` when the disk refuses."""
+        """Write every queued event and fsync. Raises ``OSError`` when the disk refuses; what
+        was not written stays queued, and the next flush resumes at the exact byte where this
+        one stopped (we are the only writer), so no event is lost or torn."""
         if not self._pending:
             return
         view = memoryview(b"".join(self._pending))
-        self._pending.clear()
-        while view:
-            view = view[os.write(self._fd, view) :]
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        finally:
+            self._pending = [bytes(view)] if view else []
         os.fsync(self._fd)
 
     def close(self) -> None:

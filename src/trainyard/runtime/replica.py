@@ -64,4 +64,6 @@ class ReplicaState:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "reason": self.reason,
+            "log_bytes": self.sink.size,
+            "log_dropped_bytes": self.sink.dropped_bytes,
         }

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 __all__ = ["LaunchSpec", "ReplicaSpec", "load_launch_spec"]
 
 LAUNCH_VERSION = 1
+# Smaller quotas would leave no room for the marker line that says the quota was reached.
+MIN_LOG_QUOTA_BYTES = 1024
 
 
 class ReplicaSpec:
@@ -68,6 +70,7 @@ class LaunchSpec:
 
     __slots__ = (
         "code_dir",
+        "log_quota_bytes",
         "max_line_bytes",
         "replicas",
         "restart_backoff_seconds",
@@ -88,6 +91,7 @@ class LaunchSpec:
         max_line_bytes: int,
         sample_interval: float,
         restart_backoff_seconds: float,
+        log_quota_bytes: int,
     ) -> None:
         self.run_id = run_id
         self.run_ref = run_ref
@@ -97,6 +101,7 @@ class LaunchSpec:
         self.max_line_bytes = max_line_bytes
         self.sample_interval = sample_interval
         self.restart_backoff_seconds = restart_backoff_seconds
+        self.log_quota_bytes = log_quota_bytes
 
 
 def _replica(raw: dict[str, Any]) -> ReplicaSpec:
@@ -130,6 +135,7 @@ def load_launch_spec(path: str) -> LaunchSpec:
             max_line_bytes=max(1024, int(raw.get("max_line_bytes", 1 << 20))),
             sample_interval=max(0.05, float(raw.get("sample_interval", 0.5))),
             restart_backoff_seconds=max(0.0, float(raw.get("restart_backoff_seconds", 1.0))),
+            log_quota_bytes=max(MIN_LOG_QUOTA_BYTES, int(raw.get("log_quota_bytes", 1 << 30))),
         )
     except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"{path} is not a valid launch file: {exc!r}") from exc

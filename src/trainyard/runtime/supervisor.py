@@ -17,7 +17,7 @@ import time
 from types import FrameType
 
 from trainyard.runtime.files import EventLog, format_memory, iso_utc, write_json_atomic
-from trainyard.runtime.logsink import LogSink
+from trainyard.runtime.logsink import LogSink, describe_quota
 from trainyard.runtime.proc import (
     become_subreaper,
     confirm_start,
@@ -61,7 +61,13 @@ class Supervisor:
         self.replicas = [
             ReplicaState(
                 r,
-                LogSink(os.path.join(logs, f"{r.name}.log"), spec.max_line_bytes),
+                LogSink(
+                    os.path.join(logs, f"{r.name}.log"),
+                    spec.max_line_bytes,
+                    quota_bytes=spec.log_quota_bytes,
+                    replica=r.name,
+                    on_problem=self._log_problem,
+                ),
                 daemon=r.daemon and not all_daemons,
             )
             for r in spec.replicas
@@ -83,6 +89,12 @@ class Supervisor:
         self.next_sample = 0.0
         self.next_stop_poll = 0.0
         self.next_log_sync = 0.0
+
+    def _log_problem(self, replica: str, message: str) -> None:
+        """A replica's log reached its quota or cannot be written: a warning event, now (it
+        is written at the end of this pass of the loop, while the replica keeps running)."""
+        self.events.add("warning", message, replica=replica)
+        self.state_dirty = True
 
     # ---- signals -------------------------------------------------------------------------
 
@@ -319,7 +331,7 @@ class Supervisor:
         self._begin_stop("error", reason, f"stopped because replica {r.name} failed")
 
     def _with_tail(self, reason: str, r: ReplicaState) -> str:
-        lines = list(r.sink.tail)[-_TAIL_IN_EVENT:]
+        lines = r.sink.tail_lines()[-_TAIL_IN_EVENT:]
         if not lines:
             return reason + "\n(no output)"
         text = b"\n".join(lines).decode("utf-8", errors="replace")
@@ -436,6 +448,8 @@ class Supervisor:
                 time.sleep(0.01)
         for r in self.replicas:
             r.sink.close()
+            if r.sink.dropped_bytes:
+                self.events.add("warning", self._dropped_message(r), replica=r.name)
         phase, reason = self.final_phase or "error", self.final_reason
         broken = [r.sink.error for r in self.replicas if r.sink.error]
         if broken and phase == "complete":
@@ -445,6 +459,21 @@ class Supervisor:
         self.events.add("phase", message, reason=reason)
         self.state_dirty = True
         self._save()
+
+    @staticmethod
+    def _dropped_message(r: ReplicaState) -> str:
+        sink = r.sink
+        why = (
+            f"its log reached the quota of {describe_quota(sink.quota_bytes)}"
+            if sink.quota_reached
+            else f"its log could not be written: {sink.error}"
+        )
+        if sink.quota_reached and sink.error:
+            why += f", then could not be written: {sink.error}"
+        return (
+            f"{r.name}: {sink.dropped_bytes} bytes of output were not stored because {why}; "
+            f"{sink.size} bytes are in its log"
+        )
 
     # ---- persistence ---------------------------------------------------------------------
 

@@ -9,10 +9,11 @@ from typing import Any
 
 from runtime_support import Runs, resource, task
 
+from trainyard.core.models import VolumeSpec
 from trainyard.executors.env import master_port, replica_address
 
 DUMP_ENV = """
-    import json, os, socket, sys
+    import json, os, socket, sys, time
     env = dict(os.environ)
     role = env["TRAINYARD_REPLICA"].rsplit("-", 1)[0]
     mine = env[role.upper() + "_NODES"].split(",")[int(env["REPLICA_INDEX"])]
@@ -24,6 +25,12 @@ DUMP_ENV = """
     with open(os.path.join(out, "env-" + env["TRAINYARD_REPLICA"] + ".json"), "w") as f:
         json.dump(data, f)
     print("dumped", env["TRAINYARD_REPLICA"])
+    if role == "worker" and "PS_NODES" in env:
+        # The ps is a daemon, stopped once the workers end: let it write its file first.
+        deadline = time.monotonic() + 30
+        while not os.path.exists(os.path.join(out, "env-ps-0.json")):
+            assert time.monotonic() < deadline, "the ps never wrote its environment"
+            time.sleep(0.01)
 """
 
 
@@ -118,3 +125,20 @@ def test_single_replica_has_no_tf_config_and_is_rank_zero(runs: Runs) -> None:
     assert "TF_CONFIG" not in env
     assert (env["WORLD_SIZE"], env["RANK"], env["REPLICA_INDEX"]) == ("1", "0", "0")
     assert env["MASTER_ADDR"] == env["WORKER_NODES"] == replica_address(run.run_id, 0)
+
+
+def test_host_path_volume_is_exported_as_its_real_directory(runs: Runs, tmp_path: Path) -> None:
+    data = tmp_path / "datasets" / "imagenet" / "train"
+    data.mkdir(parents=True)
+    (data / "hello.txt").write_text("hello from the host path\n")
+    volume = VolumeSpec(
+        name="my-data",
+        mount_path="/data",
+        sub_path="imagenet/train",
+        source={"hostPath": {"path": str(tmp_path / "datasets")}},
+    )
+    spec = task(resource("worker", 'cat "$MY_DATA_DIR/hello.txt"', volumes=[volume]))
+    run = runs.start(spec)
+    assert runs.wait(run).phase == "complete"
+    lines = runs.executor.read_logs(run.run_id, "worker-0").lines
+    assert [line.text for line in lines] == ["hello from the host path"]

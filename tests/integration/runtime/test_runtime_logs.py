@@ -149,3 +149,72 @@ def test_log_sink_splits_long_lines_exactly(tmp_path: Path) -> None:
         b"tail",
     ]
     assert list(sink.tail)[-2:] == [b"", b"tail"]
+
+
+def _stored(path: Path) -> list[bytes]:
+    return [line.split(b" ", 1)[1] for line in path.read_bytes().split(b"\n")[:-1]]
+
+
+def test_log_sink_quota_bounds_the_file_and_counts_every_dropped_byte(tmp_path: Path) -> None:
+    path = tmp_path / "worker-3.log"
+    problems: list[tuple[str, str]] = []
+    sink = LogSink(
+        str(path),
+        max_line_bytes=1024,
+        quota_bytes=4096,
+        replica="worker-3",
+        on_problem=lambda replica, message: problems.append((replica, message)),
+    )
+    fed = 0
+    for i in range(100):
+        data = f"line {i:03d} ".encode() * 5 + b"\n"
+        sink.feed(data)
+        fed += len(data)
+    sink.feed(b"z" * 5000)  # one long line without a newline, all of it over the quota
+    sink.feed(b" end\nlast")
+    fed += 5000 + len(b" end\nlast")
+    sink.close()
+    size = path.stat().st_size
+    assert size <= 4096
+    *kept, marker = _stored(path)
+    message = (
+        "log quota of 4Ki reached for worker-3: further output is dropped "
+        "(set TRAINYARD_RUNS__LOG_QUOTA_BYTES to change it)"
+    )
+    assert marker == b"[trainyard] " + message.encode()
+    assert kept == [f"line {i:03d} ".encode() * 5 for i in range(len(kept))]
+    assert (sink.size, sink.quota_reached) == (size, True)
+    assert sink.dropped_bytes == fed - sum(len(k) + 1 for k in kept)
+    assert problems == [("worker-3", message)]
+    # The tail still tells how the output ended.
+    assert sink.tail_lines()[-2:] == [b"z" * 2000, b"last"]
+
+
+def test_log_sink_without_room_for_its_own_first_line(tmp_path: Path) -> None:
+    path = tmp_path / "w-0.log"
+    sink = LogSink(str(path), max_line_bytes=4096, quota_bytes=1024)
+    sink.feed(b"y" * 3000 + b"\n")
+    sink.close()
+    assert _stored(path) == [b"[trainyard] " + sink.quota_message.encode()]
+    assert sink.dropped_bytes == 3001 and path.stat().st_size <= 1024
+
+
+def test_log_sink_write_error_is_reported_once_and_output_keeps_draining(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ps-0.log"
+    path.symlink_to("/dev/full")  # every write fails with ENOSPC
+    problems: list[tuple[str, str]] = []
+    sink = LogSink(str(path), max_line_bytes=1024, on_problem=lambda r, m: problems.append((r, m)))
+    sink.feed(b"first\nsecond\npartial")
+    for _ in range(100):
+        sink.feed(b"more output\n")
+    sink.close()
+    assert sink.error == "No space left on device (ps-0.log)"
+    assert sink.dropped_bytes == len(b"first\nsecond\npartial") + 100 * len(b"more output\n")
+    assert sink.size == 0
+    assert len(problems) == 1
+    replica, message = problems[0]
+    assert replica == "ps-0"
+    assert message.startswith("cannot write the log of ps-0: No space left on device (errno 28")
+    assert sink.tail_lines()[-1] == b"more output"

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from trainyard.core.errors import InvalidInputError
-from trainyard.core.models import ResourceAmounts, ResourceSpec, RestartPolicy, TaskSpec
+from trainyard.core.models import (
+    ResourceAmounts,
+    ResourceSpec,
+    RestartPolicy,
+    TaskSpec,
+    VolumeSpec,
+)
 from trainyard.executors.base import LaunchRequest
 from trainyard.executors.env import (
     CONTRACT_NAMES,
@@ -17,7 +23,9 @@ from trainyard.executors.env import (
     master_port,
     nodes_variable,
     replica_address,
+    volume_variable,
 )
+from trainyard.manifest import load_manifest
 
 RUN_ID = 300  # 300 // 256 = 1, 300 % 256 = 44 -> addresses 127.2.44.x
 
@@ -247,3 +255,122 @@ def test_master_port_differs_between_runs_and_stays_out_of_the_ephemeral_range()
     ports = {master_port(run_id) for run_id in range(1, 2001)}
     assert len(ports) == 2000
     assert min(ports) >= 29500 and max(ports) < 32768
+
+
+def volume_spec(*volumes: VolumeSpec, other: bool = True) -> TaskSpec:
+    resources = [ResourceSpec(name="worker", replicas=2, command="x", volumes=list(volumes))]
+    if other:
+        resources.append(ResourceSpec(name="ps", command="y"))
+    return TaskSpec(name="t", resources=resources)
+
+
+def test_volume_variable_names() -> None:
+    assert volume_variable("data") == "DATA_DIR"
+    assert volume_variable("my-data-2") == "MY_DATA_2_DIR"
+
+
+def test_host_path_volumes_point_at_the_real_directory(tmp_path: Path) -> None:
+    manifest = """
+name: t
+resources:
+  - name: worker
+    replicas: 2
+    command: python train.py
+    env: {DATA_DIR: /user/tries}
+    volumes:
+      - name: data
+        mountPath: /data
+        subPath: imagenet/train
+        readOnly: true
+        hostPath: {path: /srv/datasets}
+      - name: my-models
+        mountPath: /models
+        hostPath: {path: /srv/models/}
+      - name: src
+        mountPath: /notebooks/src
+      - name: training
+        mountPath: /notebooks/training
+  - name: ps
+    command: python ps.py
+"""
+    req = build(tmp_path, load_manifest(manifest))
+    w0, w1, ps = req.replicas
+    code = str((tmp_path / "run" / "code").absolute())
+    for replica in (w0, w1):
+        assert replica.env["DATA_DIR"] == "/srv/datasets/imagenet/train"  # the contract wins
+        assert replica.env["MY_MODELS_DIR"] == "/srv/models"
+        # Sourceless src and training are the project sources the contract already has.
+        assert replica.env["SRC_DIR"] == code
+        assert replica.env["TRAINING_DIR"] == str(tmp_path / "training")
+    assert "DATA_DIR" not in ps.env and "MY_MODELS_DIR" not in ps.env  # per resource
+
+
+@pytest.mark.parametrize(
+    ("source", "kind"),
+    [
+        ({"clusterStorage": "shared-ssd"}, "clusterStorage"),
+        ({"nfs": {"server": "10.0.0.5", "path": "/exports"}}, "nfs"),
+        ({"gitRepo": {"repository": "https://example.com/r.git"}}, "gitRepo"),
+        ({"s3bucket": {"bucket": "b"}}, "s3bucket"),
+        ({"emptyDir": {"medium": "Memory"}}, "emptyDir"),
+        ({}, "project source"),
+    ],
+)
+def test_volumes_the_local_backend_cannot_provide_are_refused(
+    tmp_path: Path, source: dict[str, object], kind: str
+) -> None:
+    spec = volume_spec(VolumeSpec(name="data", mount_path="/data", source=source))
+    with pytest.raises(InvalidInputError) as info:
+        build(tmp_path, spec)
+    message = info.value.message
+    assert f"resource 'worker' volume 'data': its source ({kind})" in message
+    assert "supports hostPath only for now" in message
+    assert info.value.fields == {"resource": "worker", "volume": "data", "kind": kind}
+    assert not (tmp_path / "run" / "lib").exists()  # refused before anything was created
+
+
+@pytest.mark.parametrize(
+    ("volume", "match"),
+    [
+        (VolumeSpec(name="src", source={"hostPath": {"path": "/srv"}}), r"\$SRC_DIR is already"),
+        (
+            VolumeSpec(name="trainyard-output", source={"hostPath": {"path": "/srv"}}),
+            r"\$TRAINYARD_OUTPUT_DIR is already",
+        ),
+        (VolumeSpec(name="data", source={"hostPath": {}}), "hostPath needs an absolute 'path'"),
+        (
+            VolumeSpec(name="data", source={"hostPath": {"path": "rel/dir"}}),
+            "hostPath needs an absolute 'path'",
+        ),
+        (
+            VolumeSpec(name="data", sub_path="/etc", source={"hostPath": {"path": "/srv"}}),
+            "subPath '/etc' must be a relative path",
+        ),
+        (
+            VolumeSpec(name="data", sub_path="a/../..", source={"hostPath": {"path": "/srv"}}),
+            "without '..'",
+        ),
+    ],
+)
+def test_unusable_host_path_volumes_are_refused(
+    tmp_path: Path, volume: VolumeSpec, match: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=match) as info:
+        build(tmp_path, volume_spec(volume))
+    assert f"volume '{volume.name}'" in info.value.message
+
+
+def test_check_launchable_refuses_at_submit_what_launch_would_refuse() -> None:
+    """The server calls it at submit, so such a run is never created only to fail."""
+    from trainyard.executors.env import check_launchable
+    from trainyard.executors.local import LocalExecutor
+
+    def spec(extra: str) -> TaskSpec:
+        return load_manifest(f"name: t\nresources:\n- name: w\n  command: echo\n{extra}")
+
+    check_launchable(spec("  workDir: $SRC_DIR/sub\n"))  # fine: nothing raised
+    with pytest.raises(InvalidInputError, match=r"workDir '\$FOO/x': unknown variable \$FOO"):
+        check_launchable(spec("  workDir: $FOO/x\n"))
+    nfs = "  volumes:\n  - name: data\n    mountPath: /data\n    nfs: {server: nas, path: /x}\n"
+    with pytest.raises(InvalidInputError, match="data"):
+        LocalExecutor(Path("/nonexistent-runs")).check(spec(nfs))
