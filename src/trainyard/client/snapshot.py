@@ -8,7 +8,8 @@ out. As with git, nothing below an excluded directory comes back.
 
 Symlinks pointing at a file that is itself in the snapshot are stored as regular files with the
 target's content; other links (outside the directory, into ``.git`` or ignored files, dangling,
-to directories) are skipped with a warning, because the server refuses archives with links.
+to directories) are skipped with a warning. The archive never holds a link member: the server
+refuses any archive with a symlink or hard link in it.
 
 Archives are byte-for-byte reproducible (sorted entries, mtime 0, no owners), so the server's
 content-addressed id is stable for unchanged code.

@@ -44,6 +44,7 @@ def create_executor(settings: Settings) -> Executor:
             settings.runs_dir,
             python_executable=sys.executable,
             max_line_bytes=settings.runs.log_max_line_bytes,
+            log_quota_bytes=settings.runs.log_quota_bytes,
             sample_interval=settings.runs.sample_interval,
             restart_backoff_seconds=settings.runs.restart_backoff_seconds,
         )

@@ -117,6 +117,25 @@ def test_bad_parameters_are_400_and_create_nothing(client: httpx.Client) -> None
     assert client.get("/runs", params={"project": "sub-c"}).json()["total"] == 0
 
 
+def test_what_the_backend_could_never_launch_is_400_and_creates_nothing(
+    client: httpx.Client,
+) -> None:
+    client.post("/projects", json={"name": "sub-w"})
+    bad_dir = "name: wd\nresources:\n  - name: w\n    command: echo\n    workDir: $NOPE/x\n"
+    err = error(
+        client.post("/projects/sub-w/runs", json={"manifest": bad_dir}), 400, "invalid_input"
+    )
+    assert "unknown variable $NOPE" in err["message"]
+    nfs = (
+        "name: vol\nresources:\n  - name: w\n    command: echo\n    volumes:\n"
+        "      - {name: data, mountPath: /data, nfs: {server: nas, path: /x}}\n"
+    )
+    err = error(client.post("/projects/sub-w/runs", json={"manifest": nfs}), 400, "invalid_input")
+    assert "data" in err["message"] and "hostPath" in err["message"]
+    assert client.get("/projects/sub-w/tasks").json()["items"] == []
+    assert client.get("/runs", params={"project": "sub-w"}).json()["total"] == 0
+
+
 def test_manifest_and_task_are_exclusive(client: httpx.Client) -> None:
     err = error(client.post("/projects/default/runs", json={}), 400, "invalid_input")
     assert "exactly one" in err["message"]
@@ -162,9 +181,12 @@ def test_kuberay_is_refused_with_422(client: httpx.Client) -> None:
         "unsupported",
     )
     assert err["message"] == (
-        "operator 'kuberay' needs the Ray backend (TRAINYARD_RUNS__EXECUTOR=ray), "
-        "which this server does not have yet"
+        "operator 'kuberay' needs the Ray backend, which this version of trainyard does not "
+        "have yet; run the same code with a trainyard manifest (resources `head`/`worker`) "
+        "meanwhile"
     )
+    # The message must not suggest a setting that stops the server from starting.
+    assert "TRAINYARD_RUNS__EXECUTOR" not in err["message"]
 
 
 def test_get_run_and_lookup_by_ref(client: httpx.Client) -> None:

@@ -13,6 +13,7 @@ from server_support import manifest, wait_for
 
 from trainyard.core.errors import InvalidInputError
 from trainyard.core.status import RunStatus
+from trainyard.executors.base import LaunchRequest, ReplicaLaunch
 from trainyard.server.scheduler.queue import Launcher, claim_next
 from trainyard.server.services import runs as runs_service
 from trainyard.server.services.context import InFlight, ServiceContext
@@ -74,7 +75,7 @@ def test_launcher_claims_fifo_and_marks_in_flight(ctx: ServiceContext) -> None:
     assert ctx.executor.observe(first) is None
     assert runs_service.get_run(ctx, first).status is RunStatus.STARTING
     for run_id in (first, ids[1]):
-        launch_run(ctx, run_id)
+        launch_run(ctx, run_id, first_launch=True)
         assert run_id not in ctx.launching
     for run_id in (first, ids[1]):
         assert _settle(ctx, run_id, {RunStatus.COMPLETE}) is RunStatus.COMPLETE
@@ -104,6 +105,11 @@ def test_run_left_starting_by_a_crash_is_launched_once(ctx: ServiceContext) -> N
     """Crash between "launch decided" (committed `starting`) and the launch itself."""
     run = runs_service.submit_run(ctx, "default", manifest=manifest(command="echo once"))
     assert claim_next(ctx, "dead-server") == run.id
+    # The dead server had got as far as creating the run's code directory: a relaunch keeps
+    # what its own earlier attempt left (only a first launch moves a directory aside).
+    left = ctx.settings.runs_dir / str(run.id) / "code" / "extracted-by-the-first-attempt"
+    left.parent.mkdir(parents=True)
+    left.write_text("kept")
     ctx.launching = InFlight()  # the new process knows nothing of the old one's launches
     reconciler = Reconciler(ctx, relaunch_grace=3600)
     reconciler.reconcile_once()
@@ -112,6 +118,9 @@ def test_run_left_starting_by_a_crash_is_launched_once(ctx: ServiceContext) -> N
     lines = [line.text for line in ctx.executor.read_logs(run.id, "worker-0").lines]
     assert lines == ["once"]
     assert _statuses(ctx, run.id) == ["queued", "starting", "running", "complete"]
+    assert left.read_text() == "kept"
+    assert not (ctx.settings.runs_dir / "stale").exists()
+    assert [e.kind for e in runs_service.list_events(ctx, run.id) if e.kind == "warning"] == []
 
 
 def test_crash_after_the_launch_file_but_before_the_supervisor_is_lost_during_launch(
@@ -140,7 +149,7 @@ def test_stop_during_launch_is_applied_after_it(ctx: ServiceContext) -> None:
     assert claim_next(ctx, "me") == run.id
     stopping = runs_service.stop_run(ctx, run.id)  # the launcher holds it: no executor call
     assert stopping.status is RunStatus.STOPPING
-    launch_run(ctx, run.id)  # nothing is launched for a run no longer `starting`
+    launch_run(ctx, run.id, first_launch=True)  # nothing is launched for a run no longer `starting`
     assert ctx.executor.observe(run.id) is None
     status = _settle(ctx, run.id, {RunStatus.STOPPED})
     assert status is RunStatus.STOPPED
@@ -150,7 +159,7 @@ def test_stop_during_launch_is_applied_after_it(ctx: ServiceContext) -> None:
 def test_stop_of_a_running_run(ctx: ServiceContext, tmp_path: Path) -> None:
     run = runs_service.submit_run(ctx, "default", manifest=manifest(command="sleep 60"))
     assert claim_next(ctx, "me") == run.id
-    launch_run(ctx, run.id)
+    launch_run(ctx, run.id, first_launch=True)
     _settle(ctx, run.id, {RunStatus.RUNNING})
     assert runs_service.stop_run(ctx, run.id).status is RunStatus.STOPPING
     assert _settle(ctx, run.id, {RunStatus.STOPPED}) is RunStatus.STOPPED
@@ -163,7 +172,7 @@ def test_launch_failure_is_an_error_with_the_reason(ctx: ServiceContext) -> None
     text = manifest(extra="    workDir: $NO_SUCH_DIR/src\n")
     run = runs_service.submit_run(ctx, "default", manifest=text)
     assert claim_next(ctx, "me") == run.id
-    launch_run(ctx, run.id)
+    launch_run(ctx, run.id, first_launch=True)
     failed = runs_service.get_run(ctx, run.id)
     assert failed.status is RunStatus.ERROR
     assert failed.reason.startswith("cannot launch: ")
@@ -174,3 +183,102 @@ def test_launch_failure_is_an_error_with_the_reason(ctx: ServiceContext) -> None
 def test_list_runs_task_filter_needs_project(ctx: ServiceContext) -> None:
     with pytest.raises(InvalidInputError):
         runs_service.list_runs(ctx, task="x")
+
+
+def test_first_launch_refuses_a_run_directory_whose_old_run_is_still_going(
+    ctx: ServiceContext, tmp_path: Path
+) -> None:
+    """A fresh database's run 1 meets runs/1 of a run that is still going (another database on
+    the same TRAINYARD_HOME): the directory is neither adopted nor moved under a live run."""
+    run = runs_service.submit_run(ctx, "default", manifest=manifest(command="echo new"))
+    old_dir = ctx.settings.runs_dir / str(run.id)
+    ctx.executor.launch(
+        LaunchRequest(
+            run_id=run.id,
+            run_ref="elsewhere/old#1",
+            replicas=[
+                ReplicaLaunch(
+                    name="worker-0",
+                    resource="worker",
+                    index=0,
+                    address="127.0.0.1",
+                    command="sleep 60",
+                    work_dir=str(tmp_path),
+                    env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                )
+            ],
+            code_dir=str(tmp_path),
+        )
+    )
+    try:
+        wait_for("the old run to run", lambda: _phase(ctx, run.id) == "running", timeout=20)
+        assert claim_next(ctx, "me") == run.id
+        launch_run(ctx, run.id, first_launch=True)
+        failed = runs_service.get_run(ctx, run.id)
+        assert failed.status is RunStatus.ERROR
+        assert failed.reason.startswith(
+            f"launch failed: the run directory {old_dir} holds a run that is still going"
+        ), failed.reason
+        assert "TRAINYARD_HOME" in failed.reason
+        # The old run is untouched: same launch file, still running, nothing moved.
+        assert '"elsewhere/old#1"' in (old_dir / "launch.json").read_text()
+        assert _phase(ctx, run.id) == "running"
+        assert not (ctx.settings.runs_dir / "stale").exists()
+    finally:
+        ctx.executor.stop(run.id, 0.0)
+        wait_for("the old run to stop", lambda: _phase(ctx, run.id) != "running", timeout=20)
+        ctx.executor.reap(run.id)
+
+
+def _phase(ctx: ServiceContext, run_id: int) -> str | None:
+    observed = ctx.executor.observe(run_id)
+    return observed.phase if observed is not None else None
+
+
+GPU_TASK = """name: gpus
+resources:
+  - name: worker
+    replicas: 2
+    command: echo "[$CUDA_VISIBLE_DEVICES] [$GPU_COUNT]"
+    resources:
+      requests:
+        gpu: 2
+  - name: chief
+    replicas: 1
+    command: echo chief
+    resources:
+      limits:
+        gpu: 1
+  - name: cpu
+    replicas: 1
+    command: echo cpu
+"""
+
+
+def test_gpu_requests_are_said_to_be_unscheduled(ctx: ServiceContext) -> None:
+    run = runs_service.submit_run(ctx, "default", manifest=GPU_TASK)
+    assert claim_next(ctx, "me") == run.id
+    launch_run(ctx, run.id, first_launch=True)
+    # A relaunch (the run is still `starting`: nothing has observed it yet) says nothing twice.
+    assert ctx.launching.add(run.id)
+    launch_run(ctx, run.id, first_launch=False)
+    status = _settle(ctx, run.id, {RunStatus.COMPLETE, RunStatus.ERROR})
+    assert status is RunStatus.COMPLETE, runs_service.get_run(ctx, run.id).reason
+    warnings = [
+        (e.reason, e.message) for e in runs_service.list_events(ctx, run.id) if e.kind == "warning"
+    ]
+    assert warnings == [
+        (
+            "no GPU scheduling",
+            "resource 'worker' requests 2 GPUs per replica; GPU scheduling is not available "
+            "yet, so replicas start with no GPU (CUDA_VISIBLE_DEVICES empty)",
+        ),
+        (
+            "no GPU scheduling",
+            "resource 'chief' requests 1 GPU per replica; GPU scheduling is not available "
+            "yet, so replicas start with no GPU (CUDA_VISIBLE_DEVICES empty)",
+        ),
+    ]
+    # What the warning says is what the replicas got.
+    for name in ("worker-0", "worker-1"):
+        assert [line.text for line in ctx.executor.read_logs(run.id, name).lines] == ["[] [0]"]

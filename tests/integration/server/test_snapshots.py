@@ -56,9 +56,15 @@ UNSAFE = {
     "backslash": targz({"..\\evil": "x"}),
     "symlink-absolute": targz({}, extra=_member("link", tarfile.SYMTYPE, "/etc/passwd")),
     "symlink-up": targz({}, extra=_member("link", tarfile.SYMTYPE, "../outside")),
+    "symlink-inner": targz(
+        {"src/main.py": "x"}, extra=_member("src/l.py", tarfile.SYMTYPE, "main.py")
+    ),
     "through-symlink": targz({}, extra=_through_symlink),
     "hardlink-outside": targz({}, extra=_member("h", tarfile.LNKTYPE, "../../etc/passwd")),
     "hardlink-unknown": targz({}, extra=_member("h", tarfile.LNKTYPE, "not-there")),
+    "hardlink-inner": targz(
+        {"src/main.py": "x"}, extra=_member("h.py", tarfile.LNKTYPE, "src/main.py")
+    ),
     "char-device": targz({}, extra=_member("dev", tarfile.CHRTYPE)),
     "block-device": targz({}, extra=_member("blk", tarfile.BLKTYPE)),
     "fifo": targz({}, extra=_member("fifo", tarfile.FIFOTYPE)),
@@ -106,24 +112,45 @@ def test_limits_on_members_and_unpacked_size(tmp_path: Path) -> None:
         check_archive(bomb, max_unpacked_bytes=100_000)
 
 
-def test_safe_archive_extracts_with_dirs_and_inner_links(tmp_path: Path) -> None:
+def test_safe_archive_extracts_with_dirs(tmp_path: Path) -> None:
     def extra(tar: tarfile.TarFile) -> None:
-        _member("src/link.py", tarfile.SYMTYPE, "main.py")(tar)
-        _member("hard.py", tarfile.LNKTYPE, "src/main.py")(tar)
+        _member("empty", tarfile.DIRTYPE)(tar)
 
     data = targz({"src/main.py": "print('hi')\n", "README": "r"}, extra=extra)
     path = _write(tmp_path, data)
     info = check_archive(path)
-    assert info.members == 4
+    assert info.members == 3
     dest = tmp_path / "code"
     extract_archive(path, dest)
     assert (dest / "src" / "main.py").read_text() == "print('hi')\n"
-    assert (dest / "src" / "link.py").resolve() == (dest / "src" / "main.py").resolve()
-    assert (dest / "hard.py").read_text() == "print('hi')\n"
+    assert (dest / "README").read_text() == "r"
+    assert (dest / "empty").is_dir()
     # Idempotent: a second extraction leaves the first one alone.
     (dest / "marker").write_text("kept")
     extract_archive(path, dest)
     assert (dest / "marker").read_text() == "kept"
+
+
+@pytest.mark.parametrize(
+    ("case", "member", "what"),
+    [
+        ("symlink-inner", "src/l.py", "a symlink (to 'main.py')"),
+        ("hardlink-inner", "h.py", "a hard link (to 'src/main.py')"),
+    ],
+)
+def test_links_are_refused_even_inside_the_tree(
+    tmp_path: Path, case: str, member: str, what: str
+) -> None:
+    """RELIABILITY.md: archives with links are refused, wherever the link points."""
+    path = _write(tmp_path, UNSAFE[case])
+    with pytest.raises(InvalidInputError) as caught:
+        check_archive(path)
+    assert caught.value.message == (
+        f"code snapshot refused: member {member!r}: it is {what} and links are not allowed; "
+        "store the file itself (`trainyard run` stores links inside the directory as regular "
+        "files)"
+    )
+    assert caught.value.fields == {"member": member}
 
 
 # ---- the HTTP endpoint -------------------------------------------------------------------
@@ -201,7 +228,9 @@ def test_over_the_limit_is_413_and_leaves_nothing(client: httpx.Client, server: 
     assert _leftovers(server) == []
 
 
-@pytest.mark.parametrize("case", ["dotdot", "absolute", "symlink-up", "char-device"])
+@pytest.mark.parametrize(
+    "case", ["dotdot", "absolute", "symlink-up", "symlink-inner", "hardlink-inner", "char-device"]
+)
 def test_unsafe_upload_is_400(client: httpx.Client, server: Any, case: str) -> None:
     r = client.post("/snapshots", content=UNSAFE[case], headers=GZ)
     assert r.status_code == 400, r.text
@@ -232,16 +261,21 @@ def test_snapshot_file_gone_before_launch_is_an_error(client: httpx.Client, serv
 
 def test_disk_full_is_507_and_leaves_nothing(server_factory: Any, tmp_path: Path) -> None:
     """A real full file system: a 256 KiB tmpfs mounted over the snapshot directory."""
+    needs = "needs root (CAP_SYS_ADMIN) to mount a 256 KiB tmpfs: run the suite as root, as CI does"
     if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs to fill the disk needs root")
+        pytest.fail(f"{needs} (running as uid {os.geteuid()})", pytrace=False)
     home = tmp_path / "home"
     snapshots = home / "snapshots"
     snapshots.mkdir(parents=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(snapshots)], capture_output=True
-    )
+    try:
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(snapshots)],
+            capture_output=True,
+        )
+    except FileNotFoundError:
+        pytest.fail(f"{needs}; `mount` is not installed (util-linux)", pytrace=False)
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+        pytest.fail(f"{needs}; mount said: {mounted.stderr.decode().strip()}", pytrace=False)
     try:
         srv = server_factory.start(home=home)
         try:

@@ -89,7 +89,7 @@ class Launcher:
             run_id = self._claim()
             if run_id is None:
                 break
-            launch_run(self.ctx, run_id)
+            launch_run(self.ctx, run_id, first_launch=True)
             launched += 1
         return launched
 

@@ -33,12 +33,14 @@ __all__ = [
     "encode_cursor",
     "read_logs",
     "replica_names",
+    "tail_lines",
 ]
 
 DEFAULT_MAX_BYTES = 1 << 20
 MAX_TAIL = 100_000
 _MIN_SLICE = 64 * 1024
 _FAR = 1 << 62  # an offset past any end of file: reads nothing, reports the size
+_MAX_TAIL_LINE_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,19 @@ def _tail_one(ctx: ServiceContext, run_id: int, name: str, n: int) -> tuple[list
         if begin == 0 or count - 1 >= n:
             return list(kept)[-n:], position
         window *= 4
+
+
+def tail_lines(ctx: ServiceContext, run_id: int, replica: str, n: int) -> list[str]:
+    """The text of ``replica``'s last ``n`` lines, read from the end of its log (never the
+    whole file); lines over 2000 characters are cut with a visible marker, so the result
+    fits in an event message. Raises ExecutorError on an I/O failure."""
+    out: list[str] = []
+    for record in _tail_one(ctx, run_id, replica, n)[0]:
+        text = record.text
+        if len(text) > _MAX_TAIL_LINE_CHARS:
+            text = f"{text[:_MAX_TAIL_LINE_CHARS]} [cut: {len(text)} characters]"
+        out.append(text)
+    return out
 
 
 def _tail(ctx: ServiceContext, run: Run, names: list[str], n: int) -> LogPage:

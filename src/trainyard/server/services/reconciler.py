@@ -9,7 +9,10 @@ the executor's phase turned into a status change through :func:`runs.transition`
 
 Because the database and the run directories are the whole truth, a server started after a
 crash adopts every active run on its first pass: runs that kept going are followed to their
-end, runs whose supervisor died end in ``error`` "supervisor lost" (after :meth:`reap`), and
+end, runs that ended while no server watched are recorded as ending when they did (the time
+of the executor's final phase event, or of the last replica to finish), runs whose supervisor
+died end in ``error`` "supervisor lost" (after :meth:`reap`; their unfinished replicas
+``failed``, the event carrying each one's last log lines), and
 runs left in ``starting`` by a crash between "launch decided" and "launch recorded" are
 launched again (the executor's launch is idempotent) once their claim is older than
 ``relaunch_grace`` — never while this process is still launching them.
@@ -21,13 +24,19 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from trainyard.core.models import Replica
 from trainyard.core.status import ReplicaStatus, RunStatus
-from trainyard.executors.base import ObservedEvent, ReplicaObservation, RunObservation
+from trainyard.executors.base import (
+    ExecutorError,
+    ObservedEvent,
+    ReplicaObservation,
+    RunObservation,
+)
 from trainyard.server.services.context import ServiceContext
 from trainyard.server.services.launches import launch_run
+from trainyard.server.services.logs import tail_lines
 from trainyard.server.services.runs import load_run, transition
 from trainyard.server.store import Session
 from trainyard.server.store import events as event_store
@@ -42,6 +51,9 @@ SUPERVISOR_LOST = "supervisor lost"
 _POLLED = (RunStatus.STARTING, RunStatus.RUNNING, RunStatus.STOPPING)
 _STARTING_INTERVAL = 0.01
 _COMPLAIN_EVERY = 60.0
+_LOST_TAIL_LINES = 20
+_UNFINISHED = (ReplicaStatus.PENDING.value, ReplicaStatus.RUNNING.value)
+_FINAL_PHASES = ("complete", "error", "stopped")
 
 
 @dataclass(frozen=True)
@@ -181,12 +193,33 @@ class Reconciler:
             state.status, obs.phase, obs.reason, replicas
         ):
             return
+        lost_detail = ""
         if obs.phase == "lost":
             # Kill what is left before recording the end, so "error" means "nothing runs".
             self.ctx.executor.reap(run_id)
-        status = self._apply(run_id, obs)
+            # Read before the write transaction: no executor call inside one.
+            lost_detail = self._lost_detail(run_id, obs)
+        status = self._apply(run_id, obs, lost_detail)
         if status is not None:
             self._seen[run_id] = _Seen(status, obs.phase, obs.reason, replicas)
+
+    def _lost_detail(self, run_id: int, obs: RunObservation) -> str:
+        """What the unfinished replicas of a lost run last wrote (the end of each log only)."""
+        parts: list[str] = []
+        for replica in obs.replicas:
+            if replica.status not in _UNFINISHED:
+                continue
+            try:
+                lines = tail_lines(self.ctx, run_id, replica.name, _LOST_TAIL_LINES)
+            except (ExecutorError, OSError) as exc:  # the end is recorded all the same
+                parts.append(f"{replica.name}: its log cannot be read ({exc})")
+                continue
+            if lines:
+                text = "\n".join(lines)
+                parts.append(f"last {len(lines)} log lines of {replica.name}:\n{text}")
+            else:
+                parts.append(f"{replica.name}: (no output)")
+        return "\n".join(parts)
 
     def _unknown(self, state: store.RunState) -> None:
         """The executor knows nothing of an active run."""
@@ -197,7 +230,7 @@ class Reconciler:
                 log.warning(
                     "run %s was left in starting by an earlier server: launching it", state.id
                 )
-                launch_run(self.ctx, state.id)
+                launch_run(self.ctx, state.id, first_launch=False)
             return
         if state.status is RunStatus.STOPPING and not claimed_long_ago:
             return
@@ -207,6 +240,7 @@ class Reconciler:
             if status is RunStatus.STOPPING:
                 transition(session, row, RunStatus.STOPPED, "stopped before it started")
             elif status is RunStatus.RUNNING:
+                _fail_unfinished_replicas(row)
                 transition(
                     session,
                     row,
@@ -215,7 +249,7 @@ class Reconciler:
                     "(was its run directory deleted?)",
                 )
 
-    def _apply(self, run_id: int, obs: RunObservation) -> RunStatus | None:
+    def _apply(self, run_id: int, obs: RunObservation, lost_detail: str = "") -> RunStatus | None:
         """Write the observation; the run's status afterwards (None if it is gone)."""
         with self.ctx.db.write() as session:
             row = store.get_run(session, run_id, lock=True)
@@ -226,7 +260,7 @@ class Reconciler:
             self._copy_events(session, row, obs.events, obs.cursor)
             if obs.replicas:
                 store.update_replicas(session, row, [_replica(o) for o in obs.replicas])
-            self._apply_phase(session, row, obs)
+            self._apply_phase(session, row, obs, lost_detail)
             return RunStatus(row.status)
 
     @staticmethod
@@ -257,30 +291,79 @@ class Reconciler:
         row.observe_cursor = max(row.observe_cursor, cursor)
 
     @staticmethod
-    def _apply_phase(session: Session, row: RunRow, obs: RunObservation) -> None:
+    def _apply_phase(session: Session, row: RunRow, obs: RunObservation, lost_detail: str) -> None:
         status = RunStatus(row.status)
         phase = obs.phase
         if phase == "running":
             if status is RunStatus.STARTING:
                 transition(session, row, RunStatus.RUNNING, obs.reason or "all replicas started")
-        elif phase == "complete":
-            if status is RunStatus.STOPPING:
-                transition(session, row, RunStatus.STOPPED, "stopped: the run had already finished")
-            else:
-                transition(session, row, RunStatus.COMPLETE, obs.reason or "all replicas succeeded")
-        elif phase == "error":
-            reason = obs.reason or "the run failed"
-            detail = event_store.get_last_event(session, row.id, "replica", reason)
-            message = detail.message if detail is not None else ""
-            transition(session, row, RunStatus.ERROR, reason, message=message)
-        elif phase == "stopped":
-            if status is not RunStatus.STOPPING:
-                transition(session, row, RunStatus.STOPPING, "stop requested")
-            transition(session, row, RunStatus.STOPPED, obs.reason or "stopped")
-        elif phase == "lost":
+            return
+        if phase == "lost":
             reason = obs.reason or SUPERVISOR_LOST
             if status is RunStatus.STARTING:
                 # RELIABILITY.md: a crash between "launch decided" and "launch recorded" ends
                 # in "lost during launch", never in a second launch.
                 reason = f"lost during launch: {reason}"
-            transition(session, row, RunStatus.ERROR, reason)
+            _fail_unfinished_replicas(row)
+            transition(session, row, RunStatus.ERROR, reason, message=lost_detail)
+            return
+        if phase not in _FINAL_PHASES:
+            return
+        # The run may have ended while no server was watching: record when it did.
+        ended = _end_time(row, obs)
+        if phase == "complete":
+            if status is RunStatus.STOPPING:
+                transition(
+                    session,
+                    row,
+                    RunStatus.STOPPED,
+                    "stopped: the run had already finished",
+                    time=ended,
+                )
+            else:
+                transition(
+                    session,
+                    row,
+                    RunStatus.COMPLETE,
+                    obs.reason or "all replicas succeeded",
+                    time=ended,
+                )
+        elif phase == "error":
+            reason = obs.reason or "the run failed"
+            detail = event_store.get_last_event(session, row.id, "replica", reason)
+            message = detail.message if detail is not None else ""
+            transition(session, row, RunStatus.ERROR, reason, message=message, time=ended)
+        else:
+            if status is not RunStatus.STOPPING:
+                transition(session, row, RunStatus.STOPPING, "stop requested", time=ended)
+            transition(session, row, RunStatus.STOPPED, obs.reason or "stopped", time=ended)
+
+
+def _fail_unfinished_replicas(row: RunRow) -> None:
+    """A run whose supervision is lost: replicas not finished are ``failed`` as of now (their
+    processes have just been reaped)."""
+    now = utcnow()
+    for replica in row.replicas:
+        if replica.status in _UNFINISHED:
+            replica.status = ReplicaStatus.FAILED.value
+            replica.reason = SUPERVISOR_LOST
+            replica.finished_at = now
+
+
+def _end_time(row: RunRow, obs: RunObservation) -> datetime | None:
+    """When the run ended, as the executor saw it: the time of its final phase event, else
+    of the last replica to finish; None (now) if neither is known. Never before the run's
+    previous status change (events stay in order) nor in the future."""
+    ended: datetime | None = None
+    for event in reversed(obs.events):
+        if event.kind == "phase" and event.message.split(":", 1)[0].strip() in _FINAL_PHASES:
+            ended = event.time
+            break
+    if ended is None:
+        finished = [r.finished_at for r in obs.replicas if r.finished_at is not None]
+        ended = max(finished) if finished else None
+    if ended is None:
+        return None
+    if row.updated_at is not None and ended < row.updated_at:
+        ended = row.updated_at
+    return min(ended, utcnow())

@@ -126,8 +126,9 @@ def check_supported(ctx: ServiceContext, spec: TaskSpec) -> None:
     kuberay = spec.aichor is not None and spec.aichor.operator == "kuberay"
     if kuberay and ctx.settings.runs.executor != "ray":
         raise UnsupportedError(
-            "operator 'kuberay' needs the Ray backend (TRAINYARD_RUNS__EXECUTOR=ray), "
-            "which this server does not have yet",
+            "operator 'kuberay' needs the Ray backend, which this version of trainyard does "
+            "not have yet; run the same code with a trainyard manifest (resources `head`/"
+            "`worker`) meanwhile",
             fields={"operator": "kuberay", "executor": ctx.settings.runs.executor},
         )
 
@@ -166,6 +167,9 @@ def submit_run(
             manifest = task_row.manifest
     check_supported(ctx, spec)
     resolved, typed = resolve_task(spec, dict(parameters or {}), source="parameters")
+    # What the backend could never launch (unknown workDir variables, unsupported volumes) is
+    # refused here, before a task or run exists, rather than started into an error.
+    ctx.executor.check(resolved)
     if snapshot_id is not None:
         check_snapshot(ctx, snapshot_id)
 

@@ -11,7 +11,7 @@ from trainyard.core.models import Event
 from trainyard.core.status import RunStatus
 from trainyard.server.store.tables import EventRow, utcnow
 
-__all__ = ["get_last_event", "insert_event", "list_events", "to_event"]
+__all__ = ["get_last_event", "has_event", "insert_event", "list_events", "to_event"]
 
 
 def to_event(row: EventRow) -> Event:
@@ -69,3 +69,18 @@ def get_last_event(session: Session, run_id: int, kind: str, reason: str) -> Eve
         .limit(1)
     )
     return session.scalars(stmt).first()
+
+
+def has_event(session: Session, run_id: int, kind: str, reason: str, message: str) -> bool:
+    """Whether the run already has an event of ``kind`` with this ``reason`` and ``message``."""
+    stmt = (
+        select(EventRow.id)
+        .where(
+            EventRow.run_id == run_id,
+            EventRow.kind == kind,
+            EventRow.reason == reason,
+            EventRow.message == message,
+        )
+        .limit(1)
+    )
+    return session.scalars(stmt).first() is not None
