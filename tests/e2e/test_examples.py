@@ -4,7 +4,6 @@ against a real server, with real replicas on loopback."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 
 import httpx
@@ -57,12 +56,10 @@ def test_tf_ps_worker_completes_and_the_ps_is_stopped(live_server, api) -> None:
 
     outputs = live_server.home / "runs" / str(run["id"]) / "output"
     finals = [json.loads((outputs / f"weights-worker-{i}.json").read_text()) for i in (0, 1)]
-    # Both workers trained the one model held by the ps: the loss fell several-fold from the
-    # first progress line to the end (asynchronous SGD: the exact figure varies).
+    # Both workers trained the one model held by the ps. Untrained (all zeros) its loss is
+    # about 15 on this data; asynchronous SGD makes the exact end figure vary run to run.
     assert [f["steps"] for f in finals] == [50, 50]
-    first = re.search(r"worker 0: step 5/50 loss ([0-9.]+)", done.stdout)
-    assert first, done.stdout
-    assert all(f["loss"] < float(first.group(1)) / 3 for f in finals), (first.group(1), finals)
+    assert all(0 <= f["loss"] < 1.0 for f in finals), finals
 
 
 def test_pytorch_ddp_ranks_end_with_identical_weights(live_server, api) -> None:  # type: ignore[no-untyped-def]

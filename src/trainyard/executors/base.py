@@ -56,6 +56,16 @@ class ReplicaLaunch:
     backoff_limit: int = 3
     daemon: bool = False  # stopped once all non-daemon replicas have finished
     gpus: list[str] = field(default_factory=list)
+    # What a container or actor backend needs and the local backend does not use: the image
+    # for this replica (the resource's gpu image when it requests GPUs, else its cpu image),
+    # the requests and limits (millicores, bytes, GPUs), /dev/shm size and GPU product.
+    image: str | None = None
+    cpu_request_millis: int | None = None
+    cpu_limit_millis: int | None = None
+    memory_request_bytes: int | None = None
+    gpu_count: int = 0
+    shm_size_bytes: int | None = None
+    gpu_product: str | None = None
 
 
 @dataclass(frozen=True)

@@ -223,6 +223,17 @@ def _resolve_work_dir(resource: ResourceSpec, env: Mapping[str, str], code_dir: 
     return str(target)
 
 
+def _gpu_count(resource: ResourceSpec) -> int:
+    return max(resource.requests.gpu or 0, resource.limits.gpu or 0)
+
+
+def _image(resource: ResourceSpec) -> str | None:
+    """Kibernetika's images{cpu,gpu}: the gpu image when the resource asks for GPUs."""
+    if _gpu_count(resource) and resource.images.get("gpu"):
+        return resource.images["gpu"]
+    return resource.images.get("cpu") or resource.images.get("gpu")
+
+
 def _prepend_path(first: str, rest: str | None) -> str:
     if not rest:
         return first
@@ -391,6 +402,13 @@ def build_launch_request(
                     backoff_limit=resource.backoff_limit,
                     daemon=resource.is_daemon,
                     gpus=replica_gpus,
+                    image=_image(resource),
+                    cpu_request_millis=resource.requests.cpu_millis,
+                    cpu_limit_millis=resource.limits.cpu_millis,
+                    memory_request_bytes=resource.requests.memory_bytes,
+                    gpu_count=_gpu_count(resource),
+                    shm_size_bytes=resource.shm_size_bytes,
+                    gpu_product=resource.gpu_product,
                 )
             )
     return LaunchRequest(

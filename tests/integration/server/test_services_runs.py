@@ -4,6 +4,7 @@ recovery of a run left in ``starting``. Real database (both backends), real loca
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -169,14 +170,22 @@ def test_stop_of_a_running_run(ctx: ServiceContext, tmp_path: Path) -> None:
 
 
 def test_launch_failure_is_an_error_with_the_reason(ctx: ServiceContext) -> None:
-    text = manifest(extra="    workDir: $NO_SUCH_DIR/src\n")
-    run = runs_service.submit_run(ctx, "default", manifest=text)
+    """A real failure at launch: the runs directory cannot be created (a file is in its way)."""
+    run = runs_service.submit_run(ctx, "default", manifest=manifest(command="echo never"))
     assert claim_next(ctx, "me") == run.id
-    launch_run(ctx, run.id, first_launch=True)
+    runs_dir = ctx.settings.runs_dir
+    if runs_dir.exists():
+        shutil.rmtree(runs_dir)
+    runs_dir.parent.mkdir(parents=True, exist_ok=True)
+    runs_dir.write_text("in the way")
+    try:
+        launch_run(ctx, run.id, first_launch=True)
+    finally:
+        runs_dir.unlink()
     failed = runs_service.get_run(ctx, run.id)
     assert failed.status is RunStatus.ERROR
-    assert failed.reason.startswith("cannot launch: ")
-    assert "unknown variable $NO_SUCH_DIR" in failed.reason
+    assert str(runs_dir) in failed.reason, failed.reason
+    assert failed.reason.startswith(("cannot launch: ", "launch failed: ")), failed.reason
     assert run.id not in ctx.launching
 
 

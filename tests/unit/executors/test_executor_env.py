@@ -374,3 +374,24 @@ def test_check_launchable_refuses_at_submit_what_launch_would_refuse() -> None:
     nfs = "  volumes:\n  - name: data\n    mountPath: /data\n    nfs: {server: nas, path: /x}\n"
     with pytest.raises(InvalidInputError, match="data"):
         LocalExecutor(Path("/nonexistent-runs")).check(spec(nfs))
+
+
+def test_replicas_carry_what_container_backends_need(tmp_path: Path) -> None:
+    spec = load_manifest(
+        "name: t\nresources:\n- name: w\n  command: echo\n"
+        "  images: {cpu: img:cpu, gpu: img:gpu}\n"
+        "  resources:\n    requests: {cpu: 100m, memory: 64Mi}\n"
+        "    limits: {cpu: '2', memory: 1Gi, gpu: 1}\n"
+        "- name: c\n  command: echo\n  images: {cpu: only:cpu}\n"
+    )
+    request = build_launch_request(
+        run_id=3, run_ref="p/t#1", project="p", task="t", build_id=1, spec=spec,
+        code_dir=tmp_path / "code", run_dir=tmp_path / "run", training_dir=tmp_path / "tr",
+        server_url="http://127.0.0.1:1",
+    )  # fmt: skip
+    w, c = request.replicas
+    assert (w.image, w.gpu_count, w.cpu_request_millis, w.cpu_limit_millis) == (
+        "img:gpu", 1, 100, 2000,
+    )  # fmt: skip
+    assert (w.memory_request_bytes, w.memory_limit_bytes) == (64 * 2**20, 2**30)
+    assert (c.image, c.gpu_count, c.cpu_request_millis) == ("only:cpu", 0, None)
