@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export TRAINYARD_HOME ?= $(HOME)/.trainyard
 
-.PHONY: run test lint types unit pg soak bench stop clean
+.PHONY: run test lint types unit pg soak bench stop clean chromium
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: install Python 3.11 (or run make PYTHON=python3)"; exit 1; }
@@ -21,7 +21,7 @@ run: $(STAMP)
 	@$(BIN)/trainyard run examples/tf-ps-worker/task.yaml --param steps=200 --wait; \
 	status=$$?; \
 	echo; \
-	echo "trainyard is running at $${TRAINYARD_SERVER_URL:-http://127.0.0.1:8080}"; \
+	echo "trainyard is running: open $${TRAINYARD_SERVER_URL:-http://127.0.0.1:8080} in a browser"; \
 	echo "  API and its docs:  $${TRAINYARD_SERVER_URL:-http://127.0.0.1:8080}/docs"; \
 	echo "  your runs:         $(BIN)/trainyard ps"; \
 	echo "  one run:           $(BIN)/trainyard describe default/tf-ps-worker#1"; \
@@ -33,11 +33,20 @@ stop: $(STAMP)
 
 ## make test: install the dev dependencies, lint, type-check, run the whole suite
 ## (SQLite, then the server and end-to-end suites again on PostgreSQL).
-test: $(STAMP) lint types
+test: $(STAMP) chromium lint types
 	$(BIN)/pytest -q -m "not soak" -p no:cacheprovider
 	TRAINYARD_TEST_DB=postgresql $(BIN)/pytest -q -m "not soak" -p no:cacheprovider \
 		tests/e2e tests/integration/cli \
 		tests/integration/server/test_lifecycle.py tests/integration/server/test_restart.py
+
+## Debian's chromium drives the browser tests (playwright never downloads a browser here).
+chromium:
+	@{ command -v chromium && test -d /usr/share/fonts/truetype/dejavu; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core; \
+	  else \
+	    echo "error: the browser tests need Debian's chromium: sudo apt-get install chromium fonts-dejavu-core"; exit 1; \
+	  fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples

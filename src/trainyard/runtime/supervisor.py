@@ -129,7 +129,9 @@ class Supervisor:
             self._spawn(*self.replicas)
             if all(r.running for r in self.replicas):
                 self.phase = "running"
-                self.events.add("phase", f"running: {len(self.replicas)} replicas started")
+                count = len(self.replicas)
+                started = "1 replica started" if count == 1 else f"{count} replicas started"
+                self.events.add("phase", f"running: {started}")
                 self.state_dirty = True
         self._save()
         while not self._finished():

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from trainyard import __version__
 from trainyard.core.errors import UnsupportedError
@@ -27,6 +28,7 @@ from trainyard.server.services.projects import ensure_default_project
 from trainyard.server.services.reconciler import Reconciler
 from trainyard.server.store import Database
 from trainyard.server.store.migrations import upgrade
+from trainyard.server.web import pages
 
 __all__ = ["API_PREFIX", "create_app", "create_executor", "server_url"]
 
@@ -105,4 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     for module in (health, projects, tasks, runs, logs, snapshots):
         app.include_router(module.router, prefix=API_PREFIX)
+    # The web UI: HTML pages at the root, their CSS/JS under /static.
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     return app

@@ -1,0 +1,328 @@
+"""The HTML pages: dashboard, run view, project page, and the fragments htmx polls.
+
+Every page reads through the same services as the JSON API; actions (stop) go to the JSON
+API from the browser. Jinja2 autoescapes everything; markdown is rendered with raw HTML off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.templating import Jinja2Templates
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+from trainyard.core.errors import NotFoundError
+from trainyard.core.models import Project, Replica, Run
+from trainyard.core.quantity import format_cpu, format_memory
+from trainyard.core.status import ACTIVE_STATUSES, RunStatus
+from trainyard.server.routers.deps import Ctx
+from trainyard.server.services import logs as log_service
+from trainyard.server.services import projects as project_service
+from trainyard.server.services import runs as run_service
+from trainyard.server.services import tasks as task_service
+from trainyard.server.services.context import ServiceContext
+from trainyard.server.services.projects import DEFAULT_PROJECT
+from trainyard.server.web.queries import SORTS, RunQuery, query_runs
+
+__all__ = ["STATIC_DIR", "router"]
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+PAGE_SIZE = 25
+_DOWNLOAD_CHUNK = 1 << 20
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+# "commonmark" with html=False: raw HTML in a summary is shown as text, and markdown-it's
+# link validation refuses javascript:/vbscript:/data: URLs.
+_markdown = MarkdownIt("commonmark", {"html": False})
+
+# Status -> (css class, icon, words). Icons match the seeds: tick, cross, moon, pause.
+_RUN_LOOK: dict[str, tuple[str, str]] = {
+    "complete": ("ok", "✓"),
+    "error": ("bad", "✗"),
+    "running": ("live", "☾"),
+    "queued": ("wait", "‖"),
+    "starting": ("wait", "‖"),
+    "stopping": ("off", "■"),
+    "stopped": ("off", "■"),
+}
+_REPLICA_LOOK: dict[str, tuple[str, str]] = {
+    "succeeded": ("ok", "✓"),
+    "failed": ("bad", "✗"),
+    "running": ("live", "☾"),
+    "pending": ("wait", "‖"),
+    "stopped": ("off", "■"),
+}
+
+
+def _status_badge(status: str) -> Markup:
+    css, icon = _RUN_LOOK.get(status, ("off", "?"))
+    return Markup('<span class="badge {}"><span aria-hidden="true">{}</span> {}</span>').format(
+        css, icon, status
+    )
+
+
+def _replica_icon(replica: Replica) -> Markup:
+    css, icon = _REPLICA_LOOK.get(replica.status.value, ("off", "?"))
+    title = f"{replica.name}: {replica.status.value}"
+    return Markup('<span class="pip {}" title="{}" aria-label="{}">{}</span>').format(
+        css, title, title, icon
+    )
+
+
+def _pending_icon(name: str) -> Markup:
+    pip = '<span class="pip wait" title="{}: pending" aria-label="{}: pending">‖</span>'
+    return Markup(pip).format(name, name)
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def _requests(run: Run) -> dict[str, str]:
+    """CPU, GPU and memory the run asks for, summed over its replicas."""
+    cpu = mem = gpu = 0
+    for res in run.spec.resources:
+        cpu += (res.requests.cpu_millis or 0) * res.replicas
+        mem += (res.requests.memory_bytes or 0) * res.replicas
+        gpu += (res.requests.gpu or res.limits.gpu or 0) * res.replicas
+    return {
+        "cpu": format_cpu(cpu) if cpu else "–",
+        "gpu": str(gpu) if gpu else "–",
+        "memory": format_memory(mem) if mem else "–",
+    }
+
+
+def _replica_pips(run: Run) -> list[Markup]:
+    if run.replicas:
+        return [_replica_icon(r) for r in run.replicas]
+    # Not launched yet: one pending pip per replica the spec asks for.
+    names = [f"{r.name}-{i}" for r in run.spec.resources for i in range(r.replicas)]
+    return [_pending_icon(n) for n in names]
+
+
+def _markdown_html(text: str) -> Markup:
+    return Markup(_markdown.render(text))  # raw HTML is escaped by the renderer (html=False)
+
+
+templates.env.globals.update(
+    status_badge=_status_badge,
+    replica_pips=_replica_pips,
+    replica_icon=_replica_icon,
+    when=_when,
+    requests=_requests,
+    active=lambda run: run.status in ACTIVE_STATUSES,
+    stoppable=lambda run: run.status in (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING),
+)
+
+
+def _page(
+    request: Request,
+    ctx: ServiceContext,
+    name: str,
+    context: dict[str, Any],
+    *,
+    project: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    projects: list[Project] = project_service.list_projects(ctx)
+    full = {"projects": projects, "current_project": project or DEFAULT_PROJECT, **context}
+    return templates.TemplateResponse(request, name, full, status_code=status_code)
+
+
+def _not_found(request: Request, ctx: ServiceContext, exc: NotFoundError) -> HTMLResponse:
+    return _page(request, ctx, "404.html", {"message": exc.message}, status_code=404)
+
+
+@router.get("/")
+def home() -> RedirectResponse:
+    return RedirectResponse(f"/projects/{DEFAULT_PROJECT}/runs", status_code=307)
+
+
+def _dashboard_context(
+    ctx: ServiceContext,
+    project: str,
+    status: list[str],
+    task: str,
+    q: str,
+    sort: str,
+    order: str,
+    page: int,
+) -> dict[str, Any]:
+    """Everything the dashboard and its table need; unknown statuses and sorts are ignored."""
+    statuses = [RunStatus(s) for s in status if s in RunStatus.__members__.values()]
+    sort = sort if sort in SORTS else "id"
+    descending = order != "asc"
+    page = max(1, page)
+    query = RunQuery(
+        project=project,
+        statuses=statuses,
+        task=task,
+        search=q,
+        sort=sort,
+        descending=descending,
+        limit=PAGE_SIZE,
+        offset=(page - 1) * PAGE_SIZE,
+    )
+    runs, total = query_runs(ctx, query)
+    params: list[tuple[str, str]] = [("status", s.value) for s in statuses]
+    params += [(k, v) for k, v in (("task", task), ("q", q)) if v]
+
+    def link(**change: Any) -> str:
+        values = {"sort": sort, "order": "desc" if descending else "asc", "page": page, **change}
+        return "?" + urlencode(params + [(k, str(v)) for k, v in values.items()])
+
+    def sort_link(key: str) -> str:
+        flip = "asc" if key == sort and descending else "desc"
+        return link(sort=key, order=flip, page=1)
+
+    pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
+    return {
+        "project": project,
+        "runs": runs,
+        "total": total,
+        "page": page,
+        "pages": pages,
+        "first_link": link(page=1),
+        "prev_link": link(page=min(page - 1, pages)) if page > 1 else None,
+        "next_link": link(page=page + 1) if page < pages else None,
+        "sort": sort,
+        "descending": descending,
+        "sort_link": sort_link,
+        "selected_statuses": {s.value for s in statuses},
+        "all_statuses": [s.value for s in RunStatus],
+        "task": task,
+        "q": q,
+        "tasks": [t.name for t in task_service.list_tasks(ctx, project)],
+        "table_url": f"/projects/{project}/runs/table{link()}",
+    }
+
+
+Statuses = Annotated[list[str], Query()]
+
+
+@router.get("/projects/{project}/runs", response_class=HTMLResponse)
+def dashboard(
+    request: Request,
+    ctx: Ctx,
+    project: str,
+    status: Statuses = [],  # noqa: B006 - FastAPI copies query defaults
+    task: str = "",
+    q: str = "",
+    sort: str = "id",
+    order: str = "desc",
+    page: int = 1,
+) -> HTMLResponse:
+    try:
+        context = _dashboard_context(ctx, project, status, task, q, sort, order, page)
+    except NotFoundError as exc:
+        return _not_found(request, ctx, exc)
+    return _page(request, ctx, "dashboard.html", context, project=project)
+
+
+@router.get("/projects/{project}/runs/table", response_class=HTMLResponse)
+def dashboard_table(
+    request: Request,
+    ctx: Ctx,
+    project: str,
+    status: Statuses = [],  # noqa: B006 - FastAPI copies query defaults
+    task: str = "",
+    q: str = "",
+    sort: str = "id",
+    order: str = "desc",
+    page: int = 1,
+) -> HTMLResponse:
+    """The table alone, which the dashboard polls every 2 s."""
+    try:
+        context = _dashboard_context(ctx, project, status, task, q, sort, order, page)
+    except NotFoundError as exc:
+        return HTMLResponse(f"<p>{Markup.escape(exc.message)}</p>", status_code=404)
+    return templates.TemplateResponse(request, "_runs_table.html", context)
+
+
+@router.get("/projects/{project}", response_class=HTMLResponse)
+def project_page(request: Request, ctx: Ctx, project: str) -> HTMLResponse:
+    try:
+        info = project_service.get_project(ctx, project)
+        tasks = task_service.list_tasks(ctx, project)
+        runs, total = query_runs(ctx, RunQuery(project=project, limit=10))
+    except NotFoundError as exc:
+        return _not_found(request, ctx, exc)
+    context = {
+        "project": project,
+        "info": info,
+        "summary_html": _markdown_html(info.summary) if info.summary.strip() else None,
+        "tasks": tasks,
+        "runs": runs,
+        "total": total,
+    }
+    return _page(request, ctx, "project.html", context, project=project)
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+def run_page(request: Request, ctx: Ctx, run_id: int) -> HTMLResponse:
+    try:
+        run = run_service.get_run(ctx, run_id)
+        events = run_service.list_events(ctx, run_id)
+    except NotFoundError as exc:
+        return _not_found(request, ctx, exc)
+    context = {"run": run, "events": events}
+    return _page(request, ctx, "run.html", context, project=run.project)
+
+
+@router.get("/runs/{run_id}/panel", response_class=HTMLResponse)
+def run_panel(request: Request, ctx: Ctx, run_id: int) -> HTMLResponse:
+    """Replicas and events of a run (polled while it is active), with its status out of band."""
+    try:
+        run = run_service.get_run(ctx, run_id)
+        events = run_service.list_events(ctx, run_id)
+    except NotFoundError as exc:
+        return HTMLResponse(f"<p>{Markup.escape(exc.message)}</p>", status_code=404)
+    # 286 tells htmx to stop polling: a finished run changes no more.
+    return templates.TemplateResponse(
+        request,
+        "_run_panel.html",
+        {"run": run, "events": events, "oob": True},
+        status_code=200 if run.status in ACTIVE_STATUSES else 286,
+    )
+
+
+def _log_text(ctx: ServiceContext, run_id: int, replicas: list[str] | None) -> Iterator[bytes]:
+    cursor: str | None = None
+    while True:
+        page = log_service.read_logs(
+            ctx, run_id, replicas=replicas, cursor=cursor, max_bytes=_DOWNLOAD_CHUNK
+        )
+        if not page.lines:
+            return
+        out = []
+        for r in page.lines:
+            stamp = r.time.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if r.time else "-"
+            out.append(f"{stamp} {r.replica} {r.text}\n")
+        yield "".join(out).encode("utf-8", errors="replace")
+        cursor = page.encoded_cursor
+
+
+@router.get("/runs/{run_id}/logs.txt")
+def download_logs(
+    ctx: Ctx,
+    run_id: int,
+    replica: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies query defaults
+) -> Response:
+    """The run's log as a text file (UTC time, replica, line), read a page at a time."""
+    run = run_service.get_run(ctx, run_id)  # NotFoundError -> the API's JSON 404
+    log_service.check_log_request(ctx, run_id, replicas=replica or None, cursor=None)
+    name = f"{run.project}-{run.task}-{run.build_id}.log"
+    return StreamingResponse(
+        _log_text(ctx, run_id, replica or None),
+        media_type="text/plain; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -1,0 +1,50 @@
+"""What the dashboard asks for, as one object, and the service call that answers it."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from trainyard.core.models import Run
+from trainyard.core.status import RunStatus
+from trainyard.server.services.context import ServiceContext
+from trainyard.server.services.projects import load_project
+from trainyard.server.store.run_search import SORT_KEYS, search_runs
+
+__all__ = ["SORTS", "RunQuery", "query_runs"]
+
+SORTS = SORT_KEYS
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    """What the dashboard asks for. ``search`` matches the task name or the run id."""
+
+    project: str
+    statuses: Collection[RunStatus] = ()
+    task: str = ""
+    search: str = ""
+    sort: str = "id"
+    descending: bool = True
+    limit: int = 25
+    offset: int = 0
+    archived: bool = False
+
+
+def query_runs(ctx: ServiceContext, query: RunQuery) -> tuple[list[Run], int]:
+    """One page of the project's runs and the total matching (NotFoundError for an unknown
+    project)."""
+    with ctx.db.read() as session:
+        project = load_project(session, query.project)
+        return search_runs(
+            session,
+            project.id,
+            statuses=[s.value for s in query.statuses],
+            task=query.task,
+            search=query.search,
+            sort=query.sort,
+            descending=query.descending,
+            limit=query.limit,
+            offset=query.offset,
+            archived=query.archived,
+        )
