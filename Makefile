@@ -68,6 +68,7 @@ soak: $(STAMP)
 bench: $(STAMP) .venv-bench/.installed
 	$(BIN)/python bench/launch.py --peer-python .venv-bench/bin/python
 	$(BIN)/python bench/server_start.py --peer-python .venv-bench/bin/python
+	$(BIN)/python bench/dashboard.py
 
 clean:
 	rm -rf $(VENV) .venv-bench build .mypy_cache .ruff_cache .pytest_cache
