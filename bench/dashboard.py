@@ -69,7 +69,7 @@ def seed(home: Path, runs: int) -> None:
                     "project_id": project.id, "task_id": task.id, "build_id": n // 5 + 1,
                     "status": STATUSES[n % len(STATUSES)], "reason": "", "parameters": {"lr": 0.1},
                     "manifest": text, "spec": spec, "executor": "local",
-                    "git": {"branch": "main", "commit": f"{n:040x}", "dirty": False, "remote": None},
+                    "git": {"branch": "main", "commit": f"{n:040x}", "dirty": False},
                     "created_at": at, "updated_at": at, "started_at": at, "finished_at": at,
                     "archived": False, "observe_cursor": 0,
                 }
