@@ -41,6 +41,20 @@ def _statuses(value: str | None) -> list[RunStatus] | None:
     return out or None
 
 
+def _archived(value: str) -> bool | None:
+    word = value.strip().lower()
+    if word in ("false", "0", "no", ""):
+        return False
+    if word in ("true", "1", "yes"):
+        return True
+    if word == "all":
+        return None
+    raise InvalidInputError(
+        f"archived: unknown value {value!r}; use true, false or all",
+        fields={"archived": value},
+    )
+
+
 @router.post("/projects/{project}/runs", response_model=RunResponse, status_code=201)
 def submit_run(ctx: Ctx, project: str, body: RunCreateRequest) -> JSONResponse:
     run = service.submit_run(
@@ -63,11 +77,20 @@ def list_runs(
     project: str | None = None,
     task: str | None = None,
     status: Annotated[str | None, Query(description="comma list, e.g. running,queued")] = None,
+    archived: Annotated[
+        str, Query(description="false (default): live runs; true: archived ones; all: both")
+    ] = "false",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JSONResponse:
     runs, total = service.list_runs(
-        ctx, project=project, task=task, statuses=_statuses(status), limit=limit, offset=offset
+        ctx,
+        project=project,
+        task=task,
+        statuses=_statuses(status),
+        archived=_archived(archived),
+        limit=limit,
+        offset=offset,
     )
     body: dict[str, Any] = {
         "items": [run_json(r) for r in runs],
@@ -98,3 +121,19 @@ def list_events(
     ctx: Ctx, run_id: int, after: Annotated[int | None, Query(ge=0)] = None
 ) -> EventsResponse:
     return EventsResponse(items=service.list_events(ctx, run_id, after))
+
+
+@router.post("/runs/{run_id}/archive", response_model=RunResponse)
+def archive_run(ctx: Ctx, run_id: int) -> JSONResponse:
+    return JSONResponse(run_json(service.archive_run(ctx, run_id)))
+
+
+@router.post("/runs/{run_id}/restore", response_model=RunResponse)
+def restore_run(ctx: Ctx, run_id: int) -> JSONResponse:
+    return JSONResponse(run_json(service.restore_run(ctx, run_id)))
+
+
+@router.delete("/runs/{run_id}", response_model=RunResponse)
+def delete_run(ctx: Ctx, run_id: int) -> JSONResponse:
+    """The deleted run as it was, for the record."""
+    return JSONResponse(run_json(service.delete_run(ctx, run_id)))

@@ -3,13 +3,16 @@ which every run status change goes."""
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from collections.abc import Collection, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from trainyard.core.errors import InvalidInputError, NotFoundError, UnsupportedError
+from trainyard.core.errors import ConflictError, InvalidInputError, NotFoundError, UnsupportedError
 from trainyard.core.models import Event, GitInfo, Run, TaskSpec
-from trainyard.core.status import TERMINAL_STATUSES, RunStatus, check_transition
+from trainyard.core.status import ACTIVE_STATUSES, TERMINAL_STATUSES, RunStatus, check_transition
 from trainyard.manifest import resolve_task
 from trainyard.server.services.context import ServiceContext
 from trainyard.server.services.projects import load_project
@@ -22,11 +25,14 @@ from trainyard.server.store import tasks as task_store
 from trainyard.server.store.tables import RunRow, utcnow
 
 __all__ = [
+    "archive_run",
+    "delete_run",
     "get_run",
     "get_run_by_ref",
     "list_events",
     "list_runs",
     "load_run",
+    "restore_run",
     "stop_run",
     "submit_run",
     "transition",
@@ -94,10 +100,12 @@ def list_runs(
     project: str | None = None,
     task: str | None = None,
     statuses: Collection[RunStatus] | None = None,
+    archived: bool | None = False,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[Run], int]:
-    """A page of runs (newest first) and the total matching. ``task`` needs ``project``."""
+    """A page of runs (newest first) and the total matching. ``task`` needs ``project``;
+    ``archived`` False (default) hides archived runs, True shows only them, None both."""
     if task is not None and project is None:
         raise InvalidInputError(
             "filtering runs by task needs the project too: pass project=NAME&task=NAME",
@@ -115,6 +123,7 @@ def list_runs(
             project_id=project_id,
             task_id=task_id,
             statuses=statuses,
+            archived=archived,
             limit=limit,
             offset=offset,
         )
@@ -230,3 +239,77 @@ def list_events(ctx: ServiceContext, run_id: int, after: int | None = None) -> l
     with ctx.db.read() as session:
         load_run(session, run_id)
         return [event_store.to_event(r) for r in event_store.list_events(session, run_id, after)]
+
+
+def _ref(row: RunRow) -> str:
+    return f"{row.project.name}/{row.task.name}#{row.build_id}"
+
+
+def _check_finished(row: RunRow, action: str) -> None:
+    """ConflictError (409) while the run is queued, starting, running or stopping."""
+    if RunStatus(row.status) in ACTIVE_STATUSES:
+        raise ConflictError(
+            f"cannot {action} run {row.id} ({_ref(row)}): it is {row.status}; stop it first "
+            f"(POST /api/v1/runs/{row.id}/stop) and {action} it once it has finished",
+            fields={"run_id": row.id, "status": row.status},
+        )
+
+
+def _set_archived(ctx: ServiceContext, run_id: int, archived: bool) -> Run:
+    with ctx.db.write() as session:
+        row = load_run(session, run_id, lock=True)
+        _check_finished(row, "archive" if archived else "restore")
+        if row.archived != archived:  # idempotent: archiving an archived run changes nothing
+            row.archived = archived
+            event_store.insert_event(
+                session,
+                row.id,
+                "info",
+                reason="archived by user" if archived else "restored from the archive by user",
+            )
+            session.flush()
+        return store.to_run(row)
+
+
+def archive_run(ctx: ServiceContext, run_id: int) -> Run:
+    """Hide a finished run from the default run lists (restorable with :func:`restore_run`).
+    ConflictError while the run is active; idempotent otherwise."""
+    return _set_archived(ctx, run_id, True)
+
+
+def restore_run(ctx: ServiceContext, run_id: int) -> Run:
+    """Bring an archived run back into the default run lists (idempotent)."""
+    return _set_archived(ctx, run_id, False)
+
+
+def delete_run(ctx: ServiceContext, run_id: int) -> Run:
+    """Delete a finished run for good: its row, events and replicas, and its directory
+    (logs, state) under ``runs/``. ConflictError while the run is active.
+
+    The directory is first renamed into ``runs/deleted/`` inside the database transaction,
+    so the run's id is free on disk before the rows go (SQLite may hand out the id of a
+    deleted last row again, and a new run must not find old logs); if the transaction
+    fails it is renamed back. After the commit the renamed directory is removed: delete is
+    permanent and logs are what take the space.
+    """
+    runs_dir = ctx.settings.runs_dir
+    moved: tuple[Path, Path] | None = None
+    try:
+        with ctx.db.write() as session:
+            row = load_run(session, run_id, lock=True)
+            _check_finished(row, "delete")
+            run = store.to_run(row)
+            run_dir = runs_dir / str(run_id)
+            if run_dir.exists():
+                trash = runs_dir / "deleted" / f"{run_id}-{uuid.uuid4().hex[:12]}"
+                trash.parent.mkdir(parents=True, exist_ok=True)
+                run_dir.rename(trash)
+                moved = (run_dir, trash)
+            store.delete_run(session, row)
+    except BaseException:
+        if moved is not None and not moved[0].exists():
+            moved[1].rename(moved[0])
+        raise
+    if moved is not None:
+        shutil.rmtree(moved[1], ignore_errors=True)
+    return run

@@ -7,15 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from trainyard.core.models import GitInfo, Replica, Run, TaskSpec
 from trainyard.core.status import ReplicaStatus, RunStatus
-from trainyard.server.store.tables import ProjectRow, ReplicaRow, RunRow, TaskRow, utcnow
+from trainyard.server.store.tables import EventRow, ProjectRow, ReplicaRow, RunRow, TaskRow, utcnow
 
 __all__ = [
     "RunState",
+    "delete_run",
     "get_next_queued",
     "get_run",
     "get_run_by_build",
@@ -141,11 +142,15 @@ def list_runs(
     project_id: int | None = None,
     task_id: int | None = None,
     statuses: Collection[RunStatus] | None = None,
+    archived: bool | None = False,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[RunRow], int]:
-    """A page of runs, newest first, and the total count matching the filters."""
+    """A page of runs, newest first, and the total count matching the filters.
+    ``archived``: False (default) only live runs, True only archived ones, None both."""
     where: list[Any] = []
+    if archived is not None:
+        where.append(RunRow.archived == archived)
     if project_id is not None:
         where.append(RunRow.project_id == project_id)
     if task_id is not None:
@@ -219,4 +224,14 @@ def update_replicas(session: Session, run: RunRow, replicas: list[Replica]) -> N
         row.finished_at = replica.finished_at
         row.reason = replica.reason
         row.gpus = list(replica.gpus)
+    session.flush()
+
+
+def delete_run(session: Session, run: RunRow) -> None:
+    """Delete the run with its events and replicas (explicit deletes, so SQLite without
+    foreign-key enforcement leaves no orphans either)."""
+    session.execute(delete(EventRow).where(EventRow.run_id == run.id))
+    session.execute(delete(ReplicaRow).where(ReplicaRow.run_id == run.id))
+    session.execute(delete(RunRow).where(RunRow.id == run.id))
+    session.expunge(run)
     session.flush()

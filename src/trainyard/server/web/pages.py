@@ -19,7 +19,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from trainyard.core.errors import NotFoundError
-from trainyard.core.models import Project, Replica, Run
+from trainyard.core.models import Event, Project, Replica, Run
 from trainyard.core.quantity import format_cpu, format_memory
 from trainyard.core.status import ACTIVE_STATUSES, RunStatus
 from trainyard.server.routers.deps import Ctx
@@ -31,7 +31,7 @@ from trainyard.server.services.context import ServiceContext
 from trainyard.server.services.projects import DEFAULT_PROJECT
 from trainyard.server.web.queries import SORTS, RunQuery, query_runs
 
-__all__ = ["STATIC_DIR", "router"]
+__all__ = ["STATIC_DIR", "replica_history", "router"]
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -109,6 +109,52 @@ def _replica_pips(run: Run) -> list[Markup]:
     return [_pending_icon(n) for n in names]
 
 
+def _outcome(name: str, message: str) -> tuple[str, str]:
+    """(css class, words) of a replica event that ends an instance."""
+    if message.startswith(f"restarting {name} "):
+        return "bad", "failed · restarted"
+    if message.startswith(f"{name} succeeded"):
+        return "ok", "succeeded"
+    if message.startswith(f"{name} stopped"):
+        return "off", "stopped"
+    return "bad", "failed"
+
+
+def replica_history(events: list[Event]) -> list[dict[str, Any]]:
+    """Every replica instance ever started for a run, oldest first, from its replica events:
+    "NAME started…" opens an instance; the next event of that replica (restarting, succeeded,
+    stopped, failed) closes it with its outcome. An instance still open is running."""
+    rows: list[dict[str, Any]] = []
+    open_rows: dict[str, dict[str, Any]] = {}
+    attempts: dict[str, int] = {}
+    for e in events:
+        if e.kind != "replica" or not e.replica:
+            continue
+        first = e.message.split("\n", 1)[0]
+        if first.startswith(f"{e.replica} started"):
+            attempts[e.replica] = attempts.get(e.replica, 0) + 1
+            row: dict[str, Any] = {
+                "replica": e.replica,
+                "attempt": attempts[e.replica],
+                "started": e.time,
+                "finished": None,
+                "css": "live",
+                "outcome": "running",
+                "detail": first,
+            }
+            rows.append(row)
+            open_rows[e.replica] = row
+            continue
+        row = open_rows.pop(e.replica, {})
+        if not row:  # ended without a start event (it could not be started at all)
+            attempts[e.replica] = attempts.get(e.replica, 0) + 1
+            row = {"replica": e.replica, "attempt": attempts[e.replica], "started": None}
+            rows.append(row)
+        css, words = _outcome(e.replica, first)
+        row.update(finished=e.time, css=css, outcome=words, detail=first)
+    return rows
+
+
 def _markdown_html(text: str) -> Markup:
     return Markup(_markdown.render(text))  # raw HTML is escaped by the renderer (html=False)
 
@@ -120,6 +166,7 @@ templates.env.globals.update(
     when=_when,
     requests=_requests,
     active=lambda run: run.status in ACTIVE_STATUSES,
+    finished=lambda run: run.status not in ACTIVE_STATUSES,
     stoppable=lambda run: run.status in (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING),
 )
 
@@ -156,8 +203,10 @@ def _dashboard_context(
     sort: str,
     order: str,
     page: int,
+    archived: bool = False,
 ) -> dict[str, Any]:
-    """Everything the dashboard and its table need; unknown statuses and sorts are ignored."""
+    """Everything the dashboard and its table need; unknown statuses and sorts are ignored.
+    ``archived`` shows the archived runs (and only them) instead of the live ones."""
     statuses = [RunStatus(s) for s in status if s in RunStatus.__members__.values()]
     sort = sort if sort in SORTS else "id"
     descending = order != "asc"
@@ -171,10 +220,13 @@ def _dashboard_context(
         descending=descending,
         limit=PAGE_SIZE,
         offset=(page - 1) * PAGE_SIZE,
+        archived=archived,
     )
     runs, total = query_runs(ctx, query)
     params: list[tuple[str, str]] = [("status", s.value) for s in statuses]
     params += [(k, v) for k, v in (("task", task), ("q", q)) if v]
+    if archived:
+        params.append(("archived", "1"))
 
     def link(**change: Any) -> str:
         values = {"sort": sort, "order": "desc" if descending else "asc", "page": page, **change}
@@ -201,6 +253,7 @@ def _dashboard_context(
         "all_statuses": [s.value for s in RunStatus],
         "task": task,
         "q": q,
+        "archived": archived,
         "tasks": [t.name for t in task_service.list_tasks(ctx, project)],
         "table_url": f"/projects/{project}/runs/table{link()}",
     }
@@ -220,9 +273,10 @@ def dashboard(
     sort: str = "id",
     order: str = "desc",
     page: int = 1,
+    archived: bool = False,
 ) -> HTMLResponse:
     try:
-        context = _dashboard_context(ctx, project, status, task, q, sort, order, page)
+        context = _dashboard_context(ctx, project, status, task, q, sort, order, page, archived)
     except NotFoundError as exc:
         return _not_found(request, ctx, exc)
     return _page(request, ctx, "dashboard.html", context, project=project)
@@ -239,10 +293,11 @@ def dashboard_table(
     sort: str = "id",
     order: str = "desc",
     page: int = 1,
+    archived: bool = False,
 ) -> HTMLResponse:
     """The table alone, which the dashboard polls every 2 s."""
     try:
-        context = _dashboard_context(ctx, project, status, task, q, sort, order, page)
+        context = _dashboard_context(ctx, project, status, task, q, sort, order, page, archived)
     except NotFoundError as exc:
         return HTMLResponse(f"<p>{Markup.escape(exc.message)}</p>", status_code=404)
     return templates.TemplateResponse(request, "_runs_table.html", context)
@@ -274,7 +329,7 @@ def run_page(request: Request, ctx: Ctx, run_id: int) -> HTMLResponse:
         events = run_service.list_events(ctx, run_id)
     except NotFoundError as exc:
         return _not_found(request, ctx, exc)
-    context = {"run": run, "events": events}
+    context = {"run": run, "events": events, "history": replica_history(events)}
     return _page(request, ctx, "run.html", context, project=run.project)
 
 
@@ -290,7 +345,7 @@ def run_panel(request: Request, ctx: Ctx, run_id: int) -> HTMLResponse:
     return templates.TemplateResponse(
         request,
         "_run_panel.html",
-        {"run": run, "events": events, "oob": True},
+        {"run": run, "events": events, "history": replica_history(events), "oob": True},
         status_code=200 if run.status in ACTIVE_STATUSES else 286,
     )
 
@@ -326,3 +381,8 @@ def download_logs(
         media_type="text/plain; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+from trainyard.server.web.tasks import router as _tasks_router  # noqa: E402 - after the routes above
+
+router.include_router(_tasks_router)

@@ -1,5 +1,6 @@
-// trainyard's page behaviour: theme toggle, project picker, run-view tabs, the log viewer.
-// Log text is only ever set with textContent, never innerHTML.
+// trainyard's page behaviour: theme toggle, project picker, run-view tabs, the log viewer and
+// its search, run actions (archive, restore, delete), the project summary editor.
+// Log text and user text are only ever set with textContent, never innerHTML.
 (function () {
   "use strict";
 
@@ -59,6 +60,53 @@
     var MAX_LINES = 20000;   // lines kept in the page; older ones are dropped when following
     var MAX_TAIL = 100000;   // the API's limit on tail
     var following = true, source = null, shown = 0, generation = 0;
+    var search = document.getElementById("log-search");
+    var matchState = document.getElementById("log-matches");
+    var term = "", current = -1;
+
+    // Marks every occurrence of the search term in one line's text span, case-insensitively,
+    // by splitting its text into text nodes and <mark> elements (never parsing it as HTML).
+    function mark(x) {
+      var text = x.textContent;
+      if (x.childElementCount) x.textContent = text;
+      if (!term) return 0;
+      var lower = text.toLowerCase(), at = 0, found = 0, hit;
+      if (lower.indexOf(term) < 0) return 0;
+      x.textContent = "";
+      while ((hit = lower.indexOf(term, at)) >= 0) {
+        if (hit > at) x.appendChild(document.createTextNode(text.slice(at, hit)));
+        var m = document.createElement("mark");
+        m.textContent = text.slice(hit, hit + term.length);
+        x.appendChild(m);
+        at = hit + term.length;
+        found += 1;
+      }
+      if (at < text.length) x.appendChild(document.createTextNode(text.slice(at)));
+      return found;
+    }
+    function countMatches() {
+      var n = box.querySelectorAll("mark").length;
+      matchState.textContent = term ? n + " match" + (n === 1 ? "" : "es") + " in loaded lines" : "";
+    }
+    function highlightAll() {
+      term = search.value.toLowerCase();
+      current = -1;
+      box.querySelectorAll(".line .x").forEach(mark);
+      countMatches();
+    }
+    function nextMatch(step) {
+      var marks = box.querySelectorAll("mark");
+      if (!marks.length) return;
+      if (current >= 0 && marks[current]) marks[current].classList.remove("current");
+      current = (current + step + marks.length) % marks.length;
+      marks[current].classList.add("current");
+      if (following) followButton.click();  // looking at a match: stop jumping to the end
+      marks[current].scrollIntoView({ block: "center" });
+    }
+    search.addEventListener("input", highlightAll);
+    search.addEventListener("keydown", function (e) {
+      if (e.key === "Enter") { e.preventDefault(); nextMatch(e.shiftKey ? -1 : 1); }
+    });
 
     function query(extra) {
       var p = new URLSearchParams(extra || {});
@@ -78,6 +126,7 @@
       x.className = "x";
       x.textContent = line.text;
       row.append(t, r, x);
+      if (term && mark(x)) countMatches();
       return row;
     }
     function scrollDown() { if (following) box.scrollTop = box.scrollHeight; }
@@ -113,6 +162,7 @@
           box.textContent = "";
           shown = 0;
           page.lines.forEach(append);
+          countMatches();
           olderButton.disabled = page.lines.length < count || count >= MAX_TAIL;
           stream(page.cursor, gen);
         });
@@ -140,10 +190,104 @@
     load(WINDOW);
   }
 
+  // POST/PUT/DELETE to the JSON API; resolves with the body, rejects with its error message.
+  function callApi(method, url, body) {
+    var init = { method: method, headers: {} };
+    if (body !== undefined) {
+      init.headers["content-type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    return fetch(url, init).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (data) {
+        if (r.ok) return data;
+        throw new Error((data.error && data.error.message) || "request failed: HTTP " + r.status);
+      });
+    });
+  }
+
+  function showError(message) {
+    var state = document.getElementById("action-error");
+    if (!state) {
+      state = document.createElement("p");
+      state.id = "action-error";
+      state.className = "error small";
+      state.setAttribute("role", "alert");
+      document.querySelector("main").prepend(state);
+    }
+    state.textContent = message;
+  }
+
+  function setupRunActions() {
+    // Archive / Restore buttons (run view and archived dashboard rows); delegated, because
+    // htmx swaps these buttons in when a run finishes.
+    document.addEventListener("click", function (e) {
+      var button = e.target.closest("[data-run-action]");
+      if (!button) return;
+      button.disabled = true;
+      var url = "/api/v1/runs/" + button.dataset.run + "/" + button.dataset.runAction;
+      callApi("POST", url).then(function () { window.location.reload(); }, function (err) {
+        button.disabled = false;
+        showError(err.message);
+      });
+    });
+    var dialog = document.getElementById("delete-dialog");
+    if (!dialog) return;
+    var confirm = document.getElementById("delete-confirm");
+    var error = document.getElementById("delete-error");
+    document.addEventListener("click", function (e) {
+      if (!e.target.closest("[data-delete-run]")) return;
+      error.textContent = "";
+      dialog.showModal();
+    });
+    confirm.addEventListener("click", function () {
+      confirm.disabled = true;
+      callApi("DELETE", "/api/v1/runs/" + confirm.dataset.run).then(function () {
+        window.location.href = "/projects/" + encodeURIComponent(confirm.dataset.project) + "/runs";
+      }, function (err) {
+        confirm.disabled = false;
+        error.textContent = err.message;
+      });
+    });
+  }
+
+  function setupSummary() {
+    var form = document.getElementById("summary-form");
+    if (!form) return;
+    var edit = document.getElementById("summary-edit");
+    var shown = document.getElementById("summary");
+    var text = document.getElementById("summary-text");
+    var error = document.getElementById("summary-error");
+    function editing(on) {
+      form.hidden = !on;
+      shown.hidden = on;
+      edit.hidden = on;
+      if (on) text.focus();
+    }
+    edit.addEventListener("click", function () { editing(true); });
+    document.getElementById("summary-cancel").addEventListener("click", function () { editing(false); });
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      error.textContent = "";
+      var url = "/api/v1/projects/" + encodeURIComponent(form.dataset.project) + "/summary";
+      // Saved, then the page reloads: the server renders the markdown with raw HTML off.
+      callApi("PUT", url, { summary: text.value }).then(function () { window.location.reload(); },
+        function (err) { error.textContent = err.message; });
+    });
+  }
+
+  function setupAutosubmit() {
+    document.querySelectorAll("input[data-autosubmit]").forEach(function (input) {
+      input.addEventListener("change", function () { input.form.submit(); });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     setupTheme();
     setupPicker();
     setupTabs();
     setupLogs();
+    setupRunActions();
+    setupSummary();
+    setupAutosubmit();
   });
 })();
