@@ -29,8 +29,12 @@ def test_dashboard_shows_a_run_appear_and_finish_without_reload(
         api,
         manifest("train", "sleep 2; echo done", replicas=2),
         git={"branch": "feature/x", "commit": "0123456789abcdef"},
+        submitted_by="ada",
     )
     row = page.locator(f'tr[data-run="{run["id"]}"]')
+    # Who started it: an initial avatar and the name.
+    expect(row.locator("td.user")).to_have_text(re.compile(r"^\s*A\s+ada\s*$"))
+    expect(row.locator("td.user .avatar")).to_have_text("A")
     # Appears, runs and completes through the 2 s table poll alone.
     expect(row).to_have_attribute("data-status", "running", timeout=15_000)
     expect(row.locator(".pip.live")).to_have_count(2)
@@ -55,6 +59,9 @@ def test_dashboard_filters_search_sort_and_pages(
     base = f"{live_server.url}/projects/default/runs"
     page.goto(base + "?task=alpha")
     expect(page.locator("tr[data-run]")).to_have_count(2)
+    # Submitted without a user (as the web form does): a dash, no avatar.
+    expect(page.locator("tr[data-run] td.user")).to_have_text(["—", "—"])
+    assert page.locator("tr[data-run] .avatar").count() == 0
     page.goto(base + "?q=bet")
     expect(page.locator("tr[data-run]")).to_have_count(1)
     page.goto(base + "?status=running")
@@ -148,8 +155,18 @@ def test_xss_payloads_are_shown_as_text(page: Any, live_server: Any, api: httpx.
     assert api.put("/projects/default/summary", json={"summary": summary}).status_code == 200
     extra = "parameters:\n  - name: note\n    type: string\n    default: x\n"
     command = "printf '%s\\n' '" + XSS[0] + "' '" + XSS[1] + "'"
-    run = submit(api, manifest("xss", command, extra=extra), parameters={"note": XSS[1]})
+    run = submit(
+        api,
+        manifest("xss", command, extra=extra),
+        parameters={"note": XSS[1]},
+        submitted_by=XSS[1],
+    )
     wait_status(api, run["id"], {"complete"})
+
+    page.goto(f"{live_server.url}/projects/default/runs")
+    user_cell = page.locator(f'tr[data-run="{run["id"]}"] td.user')
+    expect(user_cell).to_contain_text(XSS[1])  # the user name is text, not markup
+    assert user_cell.locator("img").count() == 0
 
     page.goto(f"{live_server.url}/projects/default")
     summary_box = page.locator("#summary")

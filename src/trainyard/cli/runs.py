@@ -97,7 +97,7 @@ def ps_command(
         state.err.print(f"no runs{hint}", markup=False)
         return
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("RUN", "ID", "TASK", "STATUS", "REPLICAS", "GPUS", "AGE"):
+    for column in ("RUN", "ID", "TASK", "STATUS", "USER", "REPLICAS", "GPUS", "AGE"):
         table.add_column(column, no_wrap=True)
     for run in page.items:
         gpus = requested_gpus(run)
@@ -106,6 +106,7 @@ def ps_command(
             str(run.id),
             Text(run.task),
             status_text(run.status),
+            Text(run.submitted_by or "-"),
             replicas_summary(run),
             str(gpus) if gpus else "-",
             format_age(run.created_at),
@@ -165,6 +166,7 @@ def _describe_text(state: CliState, run: Run, events: list[Event]) -> None:
     rows: list[tuple[str, str]] = [
         ("task", f"{run.project}/{run.task} ({run.spec.format.value} format)"),
         ("executor", run.executor),
+        ("submitted by", run.submitted_by or "-"),
         ("created", format_time(run.created_at)),
         ("started", format_time(run.started_at)),
         ("finished", format_time(run.finished_at)),

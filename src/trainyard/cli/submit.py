@@ -19,6 +19,7 @@ from trainyard.cli.follow import follow_logs
 from trainyard.cli.output import LinePrinter, print_json, replica_names, run_json, status_text
 from trainyard.cli.state import CliState
 from trainyard.client import TrainyardClient, format_size, make_snapshot
+from trainyard.client.runs import os_user
 from trainyard.core.errors import InvalidInputError
 from trainyard.core.models import GitInfo, Run, TaskSpec
 from trainyard.core.status import RunStatus
@@ -196,6 +197,8 @@ def run_command(
             parameters=raw_params,
             snapshot_id=snapshot_id,
             git=git,
+            # Who started it, shown on the dashboard; unauthenticated until users exist.
+            submitted_by=os_user(),
         )
         if as_json and not wait:
             print_json(run_json(run))

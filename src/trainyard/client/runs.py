@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import getpass
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,19 @@ from trainyard.core.errors import InvalidInputError, NotFoundError
 from trainyard.core.models import Event, GitInfo, Run
 from trainyard.core.status import RunStatus
 
-__all__ = ["RunPage", "RunsAPI", "parse_run"]
+__all__ = ["RunPage", "RunsAPI", "os_user", "parse_run"]
+
+
+def os_user() -> str:
+    """The OS user running this process, sent as a run's ``submitted_by`` until users and
+    tokens exist; "" when it cannot be told (no LOGNAME/USER and no passwd entry)."""
+    try:
+        user = getpass.getuser().strip()
+    except (OSError, KeyError, ImportError):
+        # No passwd entry for the uid (e.g. a container started with --user 12345).
+        return ""
+    # A name the server would refuse (LOGNAME can be anything) must not block submitting.
+    return user if len(user) <= 128 and user.isprintable() else ""
 
 
 def parse_run(data: Any) -> Run:
@@ -62,10 +75,13 @@ class RunsAPI:
         parameters: Mapping[str, object] | None = None,
         snapshot_id: str | None = None,
         git: GitInfo | None = None,
+        submitted_by: str | None = None,
     ) -> Run:
         """Create a run from manifest text (the task is created or updated) or from a stored
         task. Exactly one of ``manifest`` and ``task``; ``name`` replaces the manifest's task
-        name (an AIchor manifest has none). Returns the run, status ``queued``.
+        name (an AIchor manifest has none). ``submitted_by`` defaults to the OS user (see
+        :func:`os_user`); the server does not authenticate it. Returns the run, status
+        ``queued``.
 
         Raises ManifestError / ParameterError (400), NotFoundError for the project, task or
         snapshot, UnsupportedError when this server cannot run the task.
@@ -85,6 +101,7 @@ class RunsAPI:
             body["snapshot_id"] = snapshot_id
         if git is not None:
             body["git"] = git.model_dump(mode="json")
+        body["submitted_by"] = os_user() if submitted_by is None else submitted_by
         return parse_run(self._t.post(f"/projects/{quote(project, safe='')}/runs", json=body))
 
     def list(

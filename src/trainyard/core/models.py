@@ -213,6 +213,9 @@ class Run(_Model):
     finished_at: datetime | None = None
     replicas: list[Replica] = Field(default_factory=list)
     archived: bool = False
+    # Who submitted the run: the submitting OS user as the CLI reports it, unauthenticated,
+    # until users and tokens exist; "" when unknown.
+    submitted_by: str = ""
 
     @property
     def ref(self) -> str:

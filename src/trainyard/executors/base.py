@@ -233,6 +233,24 @@ class Executor(ABC):
             ExecutorError: only on an I/O failure reading the log.
         """
 
+    def read_logs_before(self, run_id: int, replica: str, before: int, max_lines: int) -> LogChunk:
+        """Up to ``max_lines`` whole lines of ``replica``'s log ending at byte ``before``.
+
+        For paging back through a long log: the log is read backwards from ``before`` and
+        never whole. The lines are in file order; ``next_offset`` is the offset of the first
+        one, to pass back as ``before`` for the lines before it (0: the start was reached).
+        A ``before`` inside a line or past the end moves back to the start of that line, so a
+        partial last line is never returned. An unknown run or replica gives an empty chunk
+        with ``next_offset`` 0.
+
+        Blocking: no. Idempotent: it only reads.
+
+        Raises:
+            NotImplementedError: this backend cannot read backwards (the default).
+            ExecutorError: only on an I/O failure reading the log.
+        """
+        raise NotImplementedError(f"the {self.name} executor cannot read logs backwards")
+
     @abstractmethod
     def log_replicas(self, run_id: int) -> list[str]:
         """Names of the replicas that have a log, in launch order.

@@ -34,7 +34,12 @@ from trainyard.executors.base import (
     RunObservation,
 )
 from trainyard.executors.env import check_launchable
-from trainyard.executors.local_logs import is_replica_name, parse_log_line, read_log_chunk
+from trainyard.executors.local_logs import (
+    is_replica_name,
+    parse_log_line,
+    read_log_chunk,
+    read_log_lines_before,
+)
 from trainyard.executors.local_procs import kill_run_processes, lock_is_held, same_process
 
 __all__ = ["LocalExecutor", "parse_log_line"]
@@ -383,6 +388,12 @@ class LocalExecutor(Executor):
             return LogChunk(lines=[], next_offset=max(0, offset), size=0)
         path = self.run_dir(run_id) / "logs" / f"{replica}.log"
         return read_log_chunk(path, replica, offset, max_bytes)
+
+    def read_logs_before(self, run_id: int, replica: str, before: int, max_lines: int) -> LogChunk:
+        if not is_replica_name(replica):
+            return LogChunk(lines=[], next_offset=0, size=0)
+        path = self.run_dir(run_id) / "logs" / f"{replica}.log"
+        return read_log_lines_before(path, replica, before, max_lines)
 
     def log_replicas(self, run_id: int) -> list[str]:
         run_dir = self.run_dir(run_id)

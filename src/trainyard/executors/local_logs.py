@@ -14,7 +14,13 @@ from typing import BinaryIO
 
 from trainyard.executors.base import ExecutorError, LogChunk, LogLine
 
-__all__ = ["CONTINUATION_MARKER", "is_replica_name", "parse_log_line", "read_log_chunk"]
+__all__ = [
+    "CONTINUATION_MARKER",
+    "is_replica_name",
+    "parse_log_line",
+    "read_log_chunk",
+    "read_log_lines_before",
+]
 
 CONTINUATION_MARKER = " [line continues]"
 _TIMESTAMP = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{6})Z ")
@@ -22,6 +28,8 @@ _REPLICA_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?-[0-9]{1,3}")
 # A line longer than this without a newline is not one the supervisor wrote; stop looking.
 _MAX_SCAN = 64 << 20
 _SCAN_CHUNK = 1 << 20
+# Backward reads go in blocks of this size, so a page costs a few preads at the end.
+_BACK_BLOCK = 64 * 1024
 
 
 def is_replica_name(name: str) -> bool:
@@ -116,3 +124,80 @@ def _next_line_start(f: BinaryIO, start: int) -> int:
         pos += len(chunk)
         if pos - start > _MAX_SCAN:
             return -1
+
+
+def read_log_lines_before(
+    path: Path, replica: str, before: int, max_lines: int, max_bytes: int = 16 << 20
+) -> LogChunk:
+    """Up to ``max_lines`` whole lines (about ``max_bytes`` at most) ending at byte ``before``.
+
+    The file is read backwards in blocks from ``before``, never whole. The lines come in file
+    order; ``next_offset`` is the offset of the first one (pass it back as ``before`` to read
+    further back; 0 means the start was reached). A ``before`` inside a line (or past the end,
+    where the last line may still be being written) moves back to the start of that line, so
+    only lines ending with a newline are returned. At least one line is returned when there
+    is one, however small ``max_bytes``.
+    """
+    max_lines = max(0, max_lines)
+    max_bytes = max(1, max_bytes)
+    try:
+        f = path.open("rb")
+    except FileNotFoundError:
+        return LogChunk(lines=[], next_offset=0, size=0)
+    except OSError as exc:
+        raise ExecutorError(f"cannot read the log of replica {replica}: {exc}") from exc
+    try:
+        with f:
+            size = path.stat().st_size
+            end = min(max(0, before), size)
+            blocks: list[bytes] = []
+            pos = end
+            newlines = 0
+            total = 0
+            # One newline more than lines wanted marks where the first of them starts.
+            while pos > 0 and newlines <= max_lines and total <= _MAX_SCAN:
+                # Past the byte budget, only look for the start of one whole line.
+                if total > max_bytes + _BACK_BLOCK and newlines >= 2:
+                    break
+                step = min(_BACK_BLOCK, pos)
+                pos -= step
+                f.seek(pos)
+                block = f.read(step)
+                if len(block) != step:
+                    raise ExecutorError(
+                        f"cannot read the log of replica {replica}: it shrank while read"
+                    )
+                blocks.append(block)
+                newlines += block.count(b"\n")
+                total += step
+    except OSError as exc:
+        raise ExecutorError(f"cannot read the log of replica {replica}: {exc}") from exc
+    data = b"".join(reversed(blocks))
+    cut = data.rfind(b"\n")
+    if max_lines == 0 or cut < 0:
+        return LogChunk(lines=[], next_offset=end, size=size)
+    body_end = cut + 1
+    first = 0
+    if pos > 0:
+        # The bytes before the first newline are the end of a line that starts earlier.
+        first = data.index(b"\n") + 1
+    starts: list[int] = []
+    i = body_end
+    used = 0
+    while i > first and len(starts) < max_lines:
+        j = data.rfind(b"\n", first, i - 1) + 1
+        j = max(j, first)
+        if starts and used + (i - j) > max_bytes:
+            break
+        used += i - j
+        starts.append(j)
+        i = j
+    if not starts:
+        return LogChunk(lines=[], next_offset=end, size=size)
+    starts.reverse()
+    lines: list[LogLine] = []
+    for k, s in enumerate(starts):
+        e = starts[k + 1] if k + 1 < len(starts) else body_end
+        when, text = parse_log_line(data[s:e])
+        lines.append(LogLine(time=when, replica=replica, text=text, offset=pos + s, end=pos + e))
+    return LogChunk(lines=lines, next_offset=pos + starts[0], size=size)

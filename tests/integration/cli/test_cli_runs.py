@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import subprocess
 import time
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from cli_support import COMMAND, RunCli, write_task
+from cli_support import COMMAND, RunCli, run_cli_process, write_task
 
 from trainyard.client import TrainyardClient
 from trainyard.core.errors import NotFoundError
@@ -94,6 +95,28 @@ def test_failing_run_exits_1_with_the_reason(live_cli: RunCli, tmp_path: Path) -
     assert text.code == 0
     assert "default/two-fail#1" in text.stdout and "exit code 3" in text.stdout
     assert "worker-1" in text.stdout and "events" in text.stdout
+
+
+def test_run_records_the_os_user(
+    live_cli: RunCli, online_env: dict[str, str], tmp_path: Path
+) -> None:
+    manifest = make_task(tmp_path, "who-ran")
+    first = live_cli("run", str(manifest), "--no-code", "--json")
+    assert first.code == 0, first.stderr
+    run = json.loads(live_cli("describe", str(json.loads(first.stdout)["id"]), "--json").stdout)
+    assert run["submitted_by"] == getpass.getuser()
+    # getpass reads LOGNAME first: another OS user submitting is recorded as that user.
+    env = {**online_env, "LOGNAME": "grace"}
+    second = run_cli_process("run", str(manifest), "--no-code", "--json", env=env)
+    assert second.code == 0, second.stderr
+    ref = json.loads(second.stdout)["ref"]
+    described = live_cli("describe", ref, "--json")
+    assert json.loads(described.stdout)["submitted_by"] == "grace"
+    assert "submitted by" in live_cli("describe", ref).stdout
+    listed = live_cli("ps", "--all").stdout.splitlines()
+    assert listed[0].split()[4] == "USER"
+    row = next(line for line in listed if ref in line)
+    assert row.split()[4] == "grace"
 
 
 def test_logs_filters_replicas_tails_and_timestamps(live_cli: RunCli, tmp_path: Path) -> None:

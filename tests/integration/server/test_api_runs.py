@@ -173,6 +173,35 @@ def test_submit_errors(client: httpx.Client) -> None:
     assert err["fields"]["issues"][0]["line"] == 2
 
 
+def test_submitted_by_round_trip_and_bad_values(client: httpx.Client) -> None:
+    client.post("/projects", json={"name": "who"})
+    run = submit(client, "who", manifest=manifest("who-a", "true"), submitted_by="  alice  ")
+    assert run["submitted_by"] == "alice"
+    assert client.get(f"/runs/{run['id']}").json()["submitted_by"] == "alice"
+    listed = client.get("/runs", params={"project": "who"}).json()["items"]
+    assert [r["submitted_by"] for r in listed] == ["alice"]
+    # Optional: without it the run records "".
+    anonymous = submit(client, "who", manifest=manifest("who-a", "true"))
+    assert anonymous["submitted_by"] == ""
+    for bad in ("x" * 129, "eve\x1b[31m", "bob\nroot", 7):
+        err = error(
+            client.post(
+                "/projects/who/runs", json={"manifest": manifest("who-b"), "submitted_by": bad}
+            ),
+            400,
+            "invalid_input",
+        )
+        assert "submitted_by" in err["message"], err
+    # The refused submissions created nothing.
+    assert client.get("/projects/who/tasks/who-b").status_code == 404
+    assert client.get("/runs", params={"project": "who"}).json()["total"] == 2
+    # 128 characters is the limit, surrounding blanks are not counted.
+    longest = submit(
+        client, "who", manifest=manifest("who-a", "true"), submitted_by=" " + "u" * 128 + " "
+    )
+    assert longest["submitted_by"] == "u" * 128
+
+
 def test_kuberay_is_refused_with_422(client: httpx.Client) -> None:
     text = AICHOR_SEED.read_text()
     err = error(

@@ -5,13 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import MetaData, Table, insert, inspect, text
 
 from trainyard.server.store import Database
 from trainyard.server.store.migrations import HEAD, current_revision, script_head, upgrade
@@ -63,6 +64,85 @@ def test_upgrade_twice_is_a_no_op(empty_url: str) -> None:
         assert current_revision(db) == HEAD
         tables = set(inspect(db.engine).get_table_names())
         assert {"projects", "tasks", "runs", "replicas", "events", "snapshots"} <= tables
+    finally:
+        db.dispose()
+
+
+def test_upgrade_from_0001_keeps_existing_runs(empty_url: str) -> None:
+    """A database made by the first release: its runs survive 0002 with submitted_by ''."""
+    db = Database(empty_url)
+    try:
+        upgrade(db, "0001")
+        assert current_revision(db) == "0001"
+        now = datetime.now(UTC)
+        if db.engine.dialect.name == "sqlite":
+            now = now.replace(tzinfo=None)  # SQLite stores naive UTC
+        with db.engine.begin() as conn:
+            meta = MetaData()
+            tasks = Table("tasks", meta, autoload_with=conn)
+            runs = Table("runs", meta, autoload_with=conn)
+            assert "submitted_by" not in runs.c
+            project_id = conn.execute(text("SELECT id FROM projects")).scalar_one()
+            task_id = conn.execute(
+                insert(tasks).returning(tasks.c.id),
+                {
+                    "project_id": project_id,
+                    "name": "old",
+                    "format": "trainyard",
+                    "manifest": "name: old",
+                    "spec": {"name": "old"},
+                    "runs_count": 2,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            ).scalar_one()
+            common = {
+                "project_id": project_id,
+                "task_id": task_id,
+                "reason": "",
+                "parameters": {"steps": 3},
+                "manifest": "name: old",
+                "spec": {"name": "old"},
+                "executor": "local",
+                "created_at": now,
+                "updated_at": now,
+                "archived": False,
+                "observe_cursor": 0,
+            }
+            conn.execute(
+                insert(runs),
+                [
+                    {**common, "build_id": 1, "status": "complete"},
+                    {**common, "build_id": 2, "status": "running"},
+                ],
+            )
+        upgrade(db)
+        assert current_revision(db) == HEAD
+        with db.engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT build_id, status, parameters, submitted_by FROM runs ORDER BY id")
+            ).all()
+            diff = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+            )
+        assert [(r[0], r[1], r[3]) for r in rows] == [(1, "complete", ""), (2, "running", "")]
+        assert all("steps" in str(r[2]) for r in rows)
+        assert diff == [], f"upgraded schema and tables.py disagree: {diff}"
+        # New rows written without the column (an old server still running) get '' too.
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO runs (project_id, task_id, build_id, status, reason, parameters,"
+                    " manifest, spec, executor, created_at, updated_at, archived, observe_cursor)"
+                    " SELECT project_id, task_id, 3, status, reason, parameters, manifest, spec,"
+                    " executor, created_at, updated_at, archived, observe_cursor FROM runs"
+                    " WHERE build_id = 1"
+                )
+            )
+            added = conn.execute(
+                text("SELECT submitted_by FROM runs WHERE build_id = 3")
+            ).scalar_one()
+        assert added == ""
     finally:
         db.dispose()
 

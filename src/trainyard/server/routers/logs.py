@@ -50,15 +50,24 @@ def read_logs(
     cursor: str | None = None,
     max_bytes: Annotated[int, Query(ge=1, le=_MAX_BYTES)] = service.DEFAULT_MAX_BYTES,
     tail: Annotated[int | None, Query(ge=0, le=service.MAX_TAIL)] = None,
+    before: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=service.MAX_BEFORE_LINES)] = 1000,
 ) -> dict[str, Any]:
-    page = service.read_logs(
-        ctx, run_id, replicas=replica or None, cursor=cursor, max_bytes=max_bytes, tail=tail
-    )
+    if before is not None:
+        page = service.read_logs_before(
+            ctx, run_id, before=before, replicas=replica or None, limit=limit
+        )
+    else:
+        page = service.read_logs(
+            ctx, run_id, replicas=replica or None, cursor=cursor, max_bytes=max_bytes, tail=tail
+        )
     return {
         "lines": [_line(r) for r in page.lines],
         "cursor": page.encoded_cursor,
         "replicas": page.replicas,
         "complete": page.complete,
+        "before_cursor": page.encoded_before,
+        "start": page.at_start,
     }
 
 

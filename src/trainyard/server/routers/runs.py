@@ -67,6 +67,7 @@ def submit_run(ctx: Ctx, project: str, body: RunCreateRequest) -> JSONResponse:
         parameters=body.parameters,
         snapshot_id=body.snapshot_id,
         git=body.git,
+        submitted_by=body.submitted_by,
     )
     return JSONResponse(run_json(run), status_code=201)
 

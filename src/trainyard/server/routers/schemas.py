@@ -60,6 +60,10 @@ class RunCreateRequest(_Request):
     parameters: dict[str, Any] = Field(default_factory=dict)
     snapshot_id: str | None = Field(default=None, description="id from POST /snapshots")
     git: GitInfo | None = None
+    submitted_by: str = Field(
+        default="",
+        description="who submitted the run (the CLI sends the OS user); not authenticated",
+    )
 
 
 class HealthResponse(BaseModel):
@@ -112,6 +116,8 @@ class LogPageResponse(BaseModel):
     cursor: str
     replicas: list[str]
     complete: bool
+    before_cursor: str  # pass as ``before`` for the lines before this page's first one
+    start: bool  # this page reaches the start of every selected log
 
 
 def run_json(run: Run) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import base64
 import binascii
 import json
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from trainyard.core.errors import InvalidInputError, NotFoundError
@@ -32,12 +32,14 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
     "read_logs",
+    "read_logs_before",
     "replica_names",
     "tail_lines",
 ]
 
 DEFAULT_MAX_BYTES = 1 << 20
 MAX_TAIL = 100_000
+MAX_BEFORE_LINES = 10_000
 _MIN_SLICE = 64 * 1024
 _FAR = 1 << 62  # an offset past any end of file: reads nothing, reports the size
 _MAX_TAIL_LINE_CHARS = 2000
@@ -45,12 +47,14 @@ _MAX_TAIL_LINE_CHARS = 2000
 
 @dataclass(frozen=True)
 class LogRecord:
-    """One line. ``end`` is the byte offset just after it in its replica's log."""
+    """One line. ``end`` is the byte offset just after it in its replica's log, ``offset``
+    the one of its first byte."""
 
     time: datetime | None
     replica: str
     text: str
     end: int
+    offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,10 +66,17 @@ class LogPage:
     complete: bool  # the run had ended before the read, and every line has been returned
     status: RunStatus
     reason: str
+    # Where the lines before this page end: the offset of each replica's first line shown.
+    before: dict[str, int] = field(default_factory=dict)
+    at_start: bool = False  # the page reaches the start of every selected log
 
     @property
     def encoded_cursor(self) -> str:
         return encode_cursor(self.cursor)
+
+    @property
+    def encoded_before(self) -> str:
+        return encode_cursor(self.before)
 
 
 def encode_cursor(offsets: dict[str, int]) -> str:
@@ -124,7 +135,9 @@ def _records(replica: str, lines: list[LogLine], last_end: int) -> list[LogRecor
             else (lines[i + 1].offset if i + 1 < len(lines) else last_end)
         )
         previous = line.time or previous
-        out.append(LogRecord(time=previous, replica=replica, text=line.text, end=end))
+        out.append(
+            LogRecord(time=previous, replica=replica, text=line.text, end=end, offset=line.offset)
+        )
     return out
 
 
@@ -217,6 +230,83 @@ def read_logs(
         complete=terminal and at_eof,
         status=run.status,
         reason=run.reason,
+        before=dict(start),
+        at_start=all(v == 0 for v in start.values()),
+    )
+
+
+def read_logs_before(
+    ctx: ServiceContext,
+    run_id: int,
+    *,
+    before: str,
+    replicas: list[str] | None = None,
+    limit: int = 1000,
+) -> LogPage:
+    """The ``limit`` lines just before the ``before`` cursor, merged by time.
+
+    ``before`` is the ``before_cursor`` of an earlier reply: ``{replica: offset of the first
+    line already shown}``; a replica it does not name is read from the end of its log. Each
+    replica's log is read backwards from there (never whole). The reply's ``before`` continues
+    further back; ``at_start`` says every selected log was read from its first byte.
+    NotFoundError for an unknown run or replica, InvalidInputError for a malformed cursor or
+    limit.
+    """
+    if not 1 <= limit <= MAX_BEFORE_LINES:
+        raise InvalidInputError(
+            f"limit must be between 1 and {MAX_BEFORE_LINES} lines", fields={"limit": limit}
+        )
+    offsets = decode_cursor(before)
+    run = get_run(ctx, run_id)
+    names = _select(run, replicas)
+    start = {name: offsets.get(name, _FAR) for name in names}
+    fetched: dict[str, list[LogRecord]] = {}
+    reached: dict[str, int] = {}
+    for name in names:
+        chunk = ctx.executor.read_logs_before(run.id, name, start[name], limit)
+        start[name] = min(start[name], chunk.size)
+        fetched[name] = _records(name, chunk.lines, start[name])
+        reached[name] = chunk.next_offset if chunk.lines else start[name]
+    # A replica not read back to its start may hold more lines older than its earliest one
+    # read; lines of any replica older than that wait for the next page, so the merged
+    # order stays right across pages.
+    horizon: datetime | None = None
+    for name in names:
+        records = fetched[name]
+        if reached[name] > 0 and records and records[0].time is not None:
+            first = records[0].time
+            horizon = first if horizon is None or first > horizon else horizon
+    candidates: list[LogRecord] = []
+    for name in names:
+        records = fetched[name]
+        if horizon is not None:
+            # A suffix, so the cursor stays exact even if the clock stepped back.
+            cut = max(
+                (i + 1 for i, r in enumerate(records) if r.time is not None and r.time < horizon),
+                default=0,
+            )
+            records = records[cut:]
+        candidates.extend(records)
+    chosen = _merge(candidates, names)[-limit:]
+    counts = {name: 0 for name in names}
+    for record in chosen:
+        counts[record.replica] += 1
+    lines: list[LogRecord] = []
+    cursor: dict[str, int] = {}
+    for name in names:
+        kept = fetched[name][len(fetched[name]) - counts[name] :] if counts[name] else []
+        lines.extend(kept)
+        cursor[name] = kept[0].offset if kept else start[name]
+    return LogPage(
+        lines=_merge(lines, names),
+        start=cursor,
+        cursor=dict(start),
+        replicas=names,
+        complete=False,
+        status=run.status,
+        reason=run.reason,
+        before=cursor,
+        at_start=all(v == 0 for v in cursor.values()),
     )
 
 
@@ -268,6 +358,9 @@ def _tail(ctx: ServiceContext, run: Run, names: list[str], n: int) -> LogPage:
         lines, end[name] = _tail_one(ctx, run.id, name, n)
         records.extend(lines)
     merged = _merge(records, names)[-n:] if n else []
+    before = dict(end)
+    for record in reversed(merged):
+        before[record.replica] = record.offset
     return LogPage(
         lines=merged,
         start=dict(end),
@@ -276,4 +369,6 @@ def _tail(ctx: ServiceContext, run: Run, names: list[str], n: int) -> LogPage:
         complete=run.status in TERMINAL_STATUSES,
         status=run.status,
         reason=run.reason,
+        before=before,
+        at_start=all(v == 0 for v in before.values()),
     )

@@ -142,6 +142,27 @@ def check_supported(ctx: ServiceContext, spec: TaskSpec) -> None:
         )
 
 
+SUBMITTED_BY_MAX = 128
+
+
+def check_submitted_by(value: str) -> str:
+    """``value`` stripped; InvalidInputError naming the field when it is too long or holds
+    characters that are not printable (control characters would garble tables and logs)."""
+    value = value.strip()
+    if len(value) > SUBMITTED_BY_MAX:
+        raise InvalidInputError(
+            f"submitted_by: {len(value)} characters, at most {SUBMITTED_BY_MAX} allowed; "
+            "send a shorter user name",
+            fields={"submitted_by": value[:SUBMITTED_BY_MAX] + "..."},
+        )
+    if not value.isprintable():
+        raise InvalidInputError(
+            f"submitted_by: {value!r} holds non-printable characters; send a plain user name",
+            fields={"submitted_by": value},
+        )
+    return value
+
+
 def submit_run(
     ctx: ServiceContext,
     project: str,
@@ -153,13 +174,16 @@ def submit_run(
     parameters: Mapping[str, Any] | None = None,
     snapshot_id: str | None = None,
     git: GitInfo | None = None,
+    submitted_by: str = "",
 ) -> Run:
     """Queue a run of a manifest (stored as the task of that name, created or updated) or of
     an existing task, with ``parameters`` filled in. Wakes the launcher.
 
     Everything that can be wrong with the request (manifest, parameters, snapshot, project,
     task) is checked before anything is written, so a refused submission leaves no trace.
+    ``submitted_by`` is who the client says submitted it (not authenticated), stripped.
     """
+    submitted_by = check_submitted_by(submitted_by)
     if (manifest is None) == (task is None):
         raise InvalidInputError(
             'give exactly one of "manifest" (YAML text) or "task" (the name of a stored task)',
@@ -200,6 +224,7 @@ def submit_run(
             git=git,
             snapshot_id=snapshot_id,
             executor=ctx.executor.name,
+            submitted_by=submitted_by,
         )
         event_store.insert_event(
             session,

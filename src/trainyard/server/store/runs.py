@@ -67,6 +67,7 @@ def to_run(row: RunRow) -> Run:
         finished_at=row.finished_at,
         replicas=[to_replica(r) for r in row.replicas],
         archived=row.archived,
+        submitted_by=row.submitted_by or "",
     )
 
 
@@ -93,6 +94,7 @@ def insert_run(
     git: GitInfo | None,
     snapshot_id: str | None,
     executor: str,
+    submitted_by: str = "",
 ) -> RunRow:
     now = utcnow()
     row = RunRow(
@@ -111,6 +113,7 @@ def insert_run(
         updated_at=now,
         archived=False,
         observe_cursor=0,
+        submitted_by=submitted_by,
     )
     session.add(row)
     session.flush()

@@ -138,6 +138,8 @@ class RunRow(Base):
     # by a server that died is launched again only after a grace period.
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     claimed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # The submitting OS user as the client reported it (not authenticated); "" when unknown.
+    submitted_by: Mapped[str] = mapped_column(String(128), default="", server_default="")
 
     project: Mapped[ProjectRow] = relationship(lazy="joined", innerjoin=True)
     task: Mapped[TaskRow] = relationship(lazy="joined", innerjoin=True)

@@ -56,10 +56,11 @@
     var olderButton = document.getElementById("log-older");
     var download = document.getElementById("log-download");
     var state = document.getElementById("log-state");
-    var WINDOW = 1000;       // lines shown first
-    var MAX_LINES = 20000;   // lines kept in the page; older ones are dropped when following
-    var MAX_TAIL = 100000;   // the API's limit on tail
+    var WINDOW = 1000;       // lines shown first, and read per page back
+    var MAX_LINES = 20000;   // lines kept in the page; beyond it, lines far away are dropped
     var following = true, source = null, shown = 0, generation = 0;
+    var beforeCursor = null, atStart = true, paging = false, dropped = false,
+      trimmedTop = false, lastTop = 0;
     var search = document.getElementById("log-search");
     var matchState = document.getElementById("log-matches");
     var term = "", current = -1;
@@ -133,7 +134,12 @@
     function append(line) {
       box.appendChild(lineNode(line));
       shown += 1;
-      if (following && box.childElementCount > MAX_LINES) { box.removeChild(box.firstElementChild); }
+      if (following && box.childElementCount > MAX_LINES) {
+        box.removeChild(box.firstElementChild);
+        // The first line shown is no longer the one the before-cursor points at.
+        trimmedTop = true;
+        showOlderState();
+      }
       scrollDown();
     }
     function stream(cursor, gen) {
@@ -151,9 +157,15 @@
         source.close();
       });
     }
+    function showOlderState() {
+      olderButton.disabled = paging || (atStart && !trimmedTop);
+      olderButton.textContent = trimmedTop ? "Reload to page back" : "Load earlier lines";
+      olderButton.title = atStart && !trimmedTop ? "the start of the log is shown" : "";
+    }
     function load(count) {
       var gen = ++generation;
       if (source) source.close();
+      paging = false;
       download.href = "/runs/" + runId + "/logs.txt" + (replicaSelect.value ? "?" + query() : "");
       return fetch("/api/v1/runs/" + runId + "/logs?" + query({ tail: String(count) }))
         .then(function (r) { return r.json(); })
@@ -161,11 +173,53 @@
           if (gen !== generation) return;
           box.textContent = "";
           shown = 0;
+          dropped = false;
+          trimmedTop = false;
           page.lines.forEach(append);
           countMatches();
-          olderButton.disabled = page.lines.length < count || count >= MAX_TAIL;
+          beforeCursor = page.before_cursor;
+          atStart = page.start || page.lines.length < count;
+          showOlderState();
           stream(page.cursor, gen);
         });
+    }
+    // Reads the WINDOW lines before the first one shown (the API reads each log backwards
+    // from there, never whole) and puts them on top without moving what is in view.
+    function loadOlder() {
+      if (paging || atStart || trimmedTop || beforeCursor === null) return Promise.resolve();
+      var gen = generation;
+      paging = true;
+      showOlderState();
+      var url = "/api/v1/runs/" + runId + "/logs?" + query({ before: beforeCursor, limit: String(WINDOW) });
+      return fetch(url)
+        .then(function (r) {
+          if (!r.ok) throw new Error("HTTP " + r.status);
+          return r.json();
+        })
+        .then(function (page) {
+          paging = false;
+          if (gen !== generation) return;
+          var height = box.scrollHeight, top = box.scrollTop;
+          var nodes = document.createDocumentFragment();
+          page.lines.forEach(function (line) { nodes.appendChild(lineNode(line)); });
+          box.insertBefore(nodes, box.firstChild);
+          shown += page.lines.length;
+          beforeCursor = page.before_cursor;
+          atStart = page.start || page.lines.length === 0;
+          // Too many lines in the page: drop the newest ones, far below what is in view.
+          if (box.childElementCount > MAX_LINES) {
+            while (box.childElementCount > MAX_LINES) box.removeChild(box.lastElementChild);
+            if (!dropped) {
+              dropped = true;
+              state.textContent = "newest lines hidden to keep the page fast · reload the tab to see them";
+              if (source) source.close();
+            }
+          }
+          box.scrollTop = top + (box.scrollHeight - height);  // keep the same lines in view
+          lastTop = box.scrollTop;
+          countMatches();
+          showOlderState();
+        }, function () { paging = false; showOlderState(); });
     }
     followButton.addEventListener("click", function () {
       following = !following;
@@ -176,15 +230,17 @@
     box.addEventListener("scroll", function () {
       // Scrolling up pauses following; reaching the bottom again resumes it.
       var atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 4;
-      if (following !== atBottom) followButton.click();
+      var down = box.scrollTop > lastTop;
+      lastTop = box.scrollTop;
+      // Only a scroll down resumes: keeping the view still after prepending must not.
+      if (following ? !atBottom : atBottom && down && !dropped) followButton.click();
+      // Near the top: fetch the lines before the first one shown.
+      if (box.scrollTop < box.clientHeight && box.scrollHeight > box.clientHeight) loadOlder();
     });
     olderButton.addEventListener("click", function () {
-      // The API reads tails from the end of each file, never the whole file.
+      if (trimmedTop) { load(WINDOW); return; }  // lines were dropped at the top while following
       if (following) followButton.click();
-      var before = box.scrollHeight;
-      load(Math.min(MAX_TAIL, Math.max(WINDOW, shown) * 2)).then(function () {
-        box.scrollTop = box.scrollHeight - before;  // keep the same lines in view
-      });
+      loadOlder();
     });
     replicaSelect.addEventListener("change", function () { load(WINDOW); });
     load(WINDOW);
