@@ -81,6 +81,9 @@ def test_logs_arrive_live_with_utc_times_and_stop_by_keyboard(
     command = "for i in 1 2 3 4 5; do echo tick-$i; sleep 0.4; done; sleep 60"
     run = submit(api, manifest("ticker", command, extra=""))
     page.goto(f"{live_server.url}/runs/{run['id']}")
+    # The title is the run's ref alone (the delete dialog once leaked into it).
+    expect(page).to_have_title(f"{run['ref']} · trainyard")
+    expect(page.locator("dialog#delete-dialog")).to_have_count(1)
     expect(page.get_by_text("Logs are displayed in UTC")).to_be_visible()
     lines = page.locator("#log-lines .line")
     expect(lines.filter(has_text="tick-1")).to_have_count(1, timeout=15_000)
