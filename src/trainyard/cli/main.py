@@ -21,6 +21,7 @@ from rich.text import Text
 from trainyard import __version__
 from trainyard.cli.projects import project_app, task_app
 from trainyard.cli.runs import describe_command, logs_command, ps_command, stop_command
+from trainyard.cli.scheduling import group_app, node_app, pool_app, queue_command
 from trainyard.cli.server import server_command, server_stop_command
 from trainyard.cli.state import CliState
 from trainyard.cli.submit import run_command, validate_command
@@ -82,6 +83,10 @@ app.command("server")(server_command)
 app.command("server-stop")(server_stop_command)
 app.add_typer(project_app, name="project")
 app.add_typer(task_app, name="task")
+app.command("queue")(queue_command)
+app.add_typer(node_app, name="node")
+app.add_typer(pool_app, name="pool")
+app.add_typer(group_app, name="group")
 
 
 def _print_error(state: CliState, exc: BaseException) -> None:

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.text import Text
 
 from trainyard.core.models import Event, Run
+from trainyard.core.scheduling import Gpu
 from trainyard.core.status import ReplicaStatus, RunStatus
 
 __all__ = [
@@ -19,6 +20,8 @@ __all__ = [
     "format_age",
     "format_duration",
     "format_time",
+    "gpu_holders",
+    "gpu_names",
     "print_json",
     "replica_names",
     "replicas_summary",
@@ -117,6 +120,19 @@ def requested_gpus(run: Run) -> int:
     return sum(
         (res.limits.gpu or res.requests.gpu or 0) * res.replicas for res in run.spec.resources
     )
+
+
+def gpu_holders(gpu: Gpu) -> str:
+    """Who holds a GPU: ``"vision/train#3 worker-0, vision/dbg#1 worker-0 (shared)"``."""
+    return ", ".join(
+        f"{use.run} {use.replica}" + (" (shared)" if use.shared else "") for use in gpu.used_by
+    )
+
+
+def gpu_names(uuids: Sequence[str], gpus: Sequence[Gpu]) -> str:
+    """GPUs as ``NODE:INDEX`` (what `trainyard node ls` shows), by UUID when unknown."""
+    by_uuid = {g.uuid: f"{g.node}:{g.index}" for g in gpus}
+    return ", ".join(by_uuid.get(u, u) for u in uuids)
 
 
 def event_what(event: Event) -> Text:

@@ -1,4 +1,4 @@
-"""`trainyard project ls|create|show` and `trainyard task ls`."""
+"""`trainyard project ls|create|show|set-group` and `trainyard task ls`."""
 
 from __future__ import annotations
 
@@ -29,11 +29,16 @@ def project_ls(ctx: typer.Context, as_json: JsonOption = False) -> None:
         print_json([p.model_dump(mode="json") for p in projects])
         return
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("NAME", "AGE", "SUMMARY"):
+    for column in ("NAME", "GROUP", "AGE", "SUMMARY"):
         table.add_column(column, no_wrap=column != "SUMMARY")
     for project in projects:
         first_line = project.summary.strip().splitlines()[0] if project.summary.strip() else ""
-        table.add_row(Text(project.name), format_age(project.created_at), Text(first_line))
+        table.add_row(
+            Text(project.name),
+            Text(project.group),
+            format_age(project.created_at),
+            Text(first_line),
+        )
     state.out.print(table)
 
 
@@ -42,16 +47,39 @@ def project_create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Lowercase letters, digits and '-'.")],
     summary: Annotated[str, typer.Option(help="Markdown summary.")] = "",
+    group: Annotated[str, typer.Option(help="The group whose GPU pools its runs use.")] = "default",
     as_json: JsonOption = False,
 ) -> None:
     """Create a project."""
     state: CliState = ctx.ensure_object(CliState)
     with state.client() as client:
-        project = client.projects.create(name, summary)
+        project = client.projects.create(name, summary, group)
     if as_json:
         print_json(project.model_dump(mode="json"))
         return
-    state.out.print(f"created project {project.name}", markup=False)
+    in_group = "" if project.group == "default" else f" in group {project.group}"
+    state.out.print(f"created project {project.name}{in_group}", markup=False)
+
+
+@project_app.command("set-group")
+def project_set_group(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="PROJECT", help="Project name.")],
+    group: Annotated[str, typer.Argument(metavar="GROUP", help="Group name.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Move a project to a group: its queued and future runs use that group's GPU pools."""
+    state: CliState = ctx.ensure_object(CliState)
+    with state.client() as client:
+        project = client.projects.set_group(name, group)
+    if as_json:
+        print_json(project.model_dump(mode="json"))
+        return
+    state.out.print(
+        f"project {project.name} is in group {project.group}: its queued and future runs use "
+        "that group's GPU pools",
+        markup=False,
+    )
 
 
 @project_app.command("show")
@@ -75,6 +103,7 @@ def project_show(
         return
     state.out.print(Text(project.name, style="bold"))
     state.out.print(f"created  {format_time(project.created_at)}", markup=False)
+    state.out.print(f"group    {project.group}", markup=False)
     state.out.print(f"tasks    {', '.join(t.name for t in tasks) or '-'}", markup=False)
     if project.summary.strip():
         state.out.print()

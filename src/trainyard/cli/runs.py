@@ -14,7 +14,9 @@ from trainyard.cli.output import (
     LinePrinter,
     event_what,
     format_age,
+    format_duration,
     format_time,
+    gpu_names,
     print_json,
     replica_names,
     replicas_summary,
@@ -26,6 +28,8 @@ from trainyard.cli.state import CliState
 from trainyard.client import parse_run_ref
 from trainyard.core.errors import InvalidInputError, UserError
 from trainyard.core.models import Event, Run
+from trainyard.core.quantity import format_cpu, format_memory
+from trainyard.core.scheduling import Gpu
 from trainyard.core.status import ACTIVE_STATUSES, TERMINAL_STATUSES, RunStatus
 
 __all__ = ["describe_command", "logs_command", "ps_command", "stop_command"]
@@ -157,7 +161,35 @@ def logs_command(
             state.err.print(Text.assemble(f"{run.ref}: ", status_text(final)))
 
 
-def _describe_text(state: CliState, run: Run, events: list[Event]) -> None:
+def _scheduling_text(run: Run) -> str:
+    """``group research, priority 5, start immediately, queue timeout 5m``."""
+    parts = [f"group {run.group}", f"priority {run.priority}"]
+    if run.start_immediately:
+        parts.append("start immediately (GPUs shared)")
+    if run.spec.timeout_seconds:
+        parts.append(f"queue timeout {format_duration(run.spec.timeout_seconds)}")
+    return ", ".join(parts)
+
+
+def _placement_table(run: Run, gpus: list[Gpu]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("REPLICA", "NODE", "GPUS", "CPU", "MEMORY"):
+        table.add_column(column, no_wrap=column != "GPUS")
+    for p in run.placements:
+        held = gpu_names(p.gpus, gpus) if p.gpus else "-"
+        if p.gpus and p.shared:
+            held += " (shared)"
+        table.add_row(
+            p.replica,
+            Text(p.node),
+            Text(held),
+            format_cpu(p.cpu_millis) if p.cpu_millis else "-",
+            format_memory(p.memory_bytes) if p.memory_bytes else "-",
+        )
+    return table
+
+
+def _describe_text(state: CliState, run: Run, events: list[Event], gpus: list[Gpu]) -> None:
     out = state.out
     head = Text.assemble((run.ref, "bold"), f"  (run {run.id})  ", status_text(run.status))
     if run.reason:
@@ -167,6 +199,11 @@ def _describe_text(state: CliState, run: Run, events: list[Event]) -> None:
         ("task", f"{run.project}/{run.task} ({run.spec.format.value} format)"),
         ("executor", run.executor),
         ("submitted by", run.submitted_by or "-"),
+        ("scheduling", _scheduling_text(run)),
+    ]
+    if run.status == RunStatus.QUEUED and run.queue_position is not None:
+        rows.append(("queue", f"position {run.queue_position}: {run.reason or 'queued'}"))
+    rows += [
         ("created", format_time(run.created_at)),
         ("started", format_time(run.started_at)),
         ("finished", format_time(run.finished_at)),
@@ -189,6 +226,10 @@ def _describe_text(state: CliState, run: Run, events: list[Event]) -> None:
     for key, value in rows:
         info.add_row(key, Text(value))
     out.print(info)
+
+    if run.placements:
+        out.print(Text("\nplacement", style="bold"))
+        out.print(_placement_table(run, gpus))
 
     out.print(Text("\nreplicas", style="bold"))
     replicas = Table(box=None, pad_edge=False, header_style="bold")
@@ -234,15 +275,19 @@ def describe_command(
         bool, typer.Option("--json", help="Print the run and events as JSON.")
     ] = False,
 ) -> None:
-    """Show a run: status and reason, task, parameters, git, times, replicas and events."""
+    """Show a run: status and reason, task, scheduling (queue position, placement on nodes and
+    GPUs), parameters, git, times, replicas and events."""
     state: CliState = ctx.ensure_object(CliState)
     with state.client() as client:
         run = client.runs.resolve(run_ref)
         events = client.runs.events(run.id)
+        # GPUs are shown as NODE:INDEX, as `trainyard node ls` lists them.
+        wants_gpus = not as_json and any(p.gpus for p in run.placements)
+        gpus = [g for n in client.nodes.list() for g in n.gpus] if wants_gpus else []
     if as_json:
         print_json({**run_json(run), "events": [e.model_dump(mode="json") for e in events]})
         return
-    _describe_text(state, run, events)
+    _describe_text(state, run, events, gpus)
 
 
 def stop_command(

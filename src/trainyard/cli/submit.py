@@ -172,6 +172,19 @@ def run_command(
         str | None, typer.Option("--name", help="Task name instead of the manifest's.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
+    priority: Annotated[
+        int,
+        typer.Option(
+            min=-1000, max=1000, help="Queue order: higher runs are admitted first (default 0)."
+        ),
+    ] = 0,
+    start_immediately: Annotated[
+        bool,
+        typer.Option(
+            "--start-immediately",
+            help="Skip the queue: start now, sharing GPUs with the runs already using them.",
+        ),
+    ] = False,
 ) -> None:
     """Run a task: validate the manifest, upload its directory, submit, optionally wait."""
     state: CliState = ctx.ensure_object(CliState)
@@ -199,6 +212,8 @@ def run_command(
             git=git,
             # Who started it, shown on the dashboard; unauthenticated until users exist.
             submitted_by=os_user(),
+            priority=priority,
+            start_immediately=start_immediately,
         )
         if as_json and not wait:
             print_json(run_json(run))

@@ -8,6 +8,7 @@ from typing import Any
 from trainyard.client.http import Transport
 from trainyard.client.projects import ProjectsAPI
 from trainyard.client.runs import RunsAPI
+from trainyard.client.scheduling import GroupsAPI, NodesAPI, PoolsAPI, QueueAPI
 from trainyard.client.snapshots import SnapshotsAPI
 from trainyard.client.tasks import TasksAPI
 
@@ -18,7 +19,8 @@ class TrainyardClient:
     """A client of one trainyard server.
 
     Resources hang off it: ``client.projects``, ``client.tasks``, ``client.snapshots``,
-    ``client.runs``. Every call raises the trainyard error the server raised (same class, same
+    ``client.runs``, and for scheduling ``client.nodes``, ``client.pools``, ``client.groups``,
+    ``client.queue``. Every call raises the trainyard error the server raised (same class, same
     message); connection failures raise ``ServerUnreachableError``. Close it (or use ``with``)
     to release its connections.
 
@@ -32,6 +34,10 @@ class TrainyardClient:
         self.tasks = TasksAPI(self._transport)
         self.snapshots = SnapshotsAPI(self._transport)
         self.runs = RunsAPI(self._transport)
+        self.nodes = NodesAPI(self._transport)
+        self.pools = PoolsAPI(self._transport)
+        self.groups = GroupsAPI(self._transport)
+        self.queue = QueueAPI(self._transport)
 
     @property
     def base_url(self) -> str:

@@ -76,15 +76,20 @@ class RunsAPI:
         snapshot_id: str | None = None,
         git: GitInfo | None = None,
         submitted_by: str | None = None,
+        priority: int = 0,
+        start_immediately: bool = False,
     ) -> Run:
         """Create a run from manifest text (the task is created or updated) or from a stored
         task. Exactly one of ``manifest`` and ``task``; ``name`` replaces the manifest's task
         name (an AIchor manifest has none). ``submitted_by`` defaults to the OS user (see
-        :func:`os_user`); the server does not authenticate it. Returns the run, status
-        ``queued``.
+        :func:`os_user`); the server does not authenticate it. ``priority`` (-1000..1000)
+        orders the queue, higher first; ``start_immediately`` skips the queue and shares GPUs
+        with the runs already using them. Returns the run, status ``queued``.
 
-        Raises ManifestError / ParameterError (400), NotFoundError for the project, task or
-        snapshot, UnsupportedError when this server cannot run the task.
+        Raises ManifestError / ParameterError (400), InvalidInputError for a priority out of
+        range, NotFoundError for the project, task or snapshot, UnsupportedError when this
+        server cannot run the task or its group could never hold it (more GPUs on one node
+        than any node of the group's pools has).
         """
         if (manifest is None) == (task is None):
             raise InvalidInputError("give exactly one of manifest (YAML text) or task (a name)")
@@ -102,6 +107,11 @@ class RunsAPI:
         if git is not None:
             body["git"] = git.model_dump(mode="json")
         body["submitted_by"] = os_user() if submitted_by is None else submitted_by
+        # Sent only when set: servers without scheduling refuse unknown fields.
+        if priority:
+            body["priority"] = priority
+        if start_immediately:
+            body["start_immediately"] = True
         return parse_run(self._t.post(f"/projects/{quote(project, safe='')}/runs", json=body))
 
     def list(

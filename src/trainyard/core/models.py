@@ -23,6 +23,7 @@ __all__ = [
     "ManifestFormat",
     "ParameterSpec",
     "ParameterType",
+    "Placement",
     "Project",
     "Replica",
     "ResourceAmounts",
@@ -154,6 +155,7 @@ class Project(_Model):
     name: str
     summary: str = ""
     created_at: datetime
+    group: str = "default"  # its runs draw on this group's GPU pools
 
 
 class Task(_Model):
@@ -194,6 +196,18 @@ class Event(_Model):
     message: str = ""
 
 
+class Placement(_Model):
+    """Where one replica of an admitted run runs, and what is reserved for it (see
+    :mod:`trainyard.core.scheduling`)."""
+
+    replica: str
+    node: str
+    cpu_millis: int = 0
+    memory_bytes: int = 0
+    gpus: list[str] = Field(default_factory=list)  # UUIDs, in CUDA_VISIBLE_DEVICES order
+    shared: bool = False  # start-immediately: GPUs shared with other runs
+
+
 class Run(_Model):
     id: int
     project: str
@@ -216,6 +230,14 @@ class Run(_Model):
     # Who submitted the run: the submitting OS user as the CLI reports it, unauthenticated,
     # until users and tokens exist; "" when unknown.
     submitted_by: str = ""
+    # Scheduling: higher priority runs are admitted first; start_immediately skips the queue
+    # and shares GPUs (DKube). ``placements`` are filled once the run is admitted and kept
+    # after it ends; ``queue_position`` (1-based) only while it is queued.
+    priority: int = 0
+    start_immediately: bool = False
+    group: str = "default"
+    placements: list[Placement] = Field(default_factory=list)
+    queue_position: int | None = None
 
     @property
     def ref(self) -> str:

@@ -12,7 +12,15 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DBSettings", "RunsSettings", "ServerSettings", "Settings", "load_settings"]
+__all__ = [
+    "DBSettings",
+    "NodeSettings",
+    "RunsSettings",
+    "SchedulerSettings",
+    "ServerSettings",
+    "Settings",
+    "load_settings",
+]
 
 DEFAULT_SERVER_URL = "http://127.0.0.1:8080"
 
@@ -46,6 +54,25 @@ class RunsSettings(BaseModel):
     restart_backoff_seconds: float = 1.0
 
 
+class SchedulerSettings(BaseModel):
+    # A queued run that cannot fit lets later runs of its group start ahead of it (backfill)
+    # at most this many times; after that its group admits nothing that competes for what it
+    # lacks until it has started. 0 = strict priority/FIFO order.
+    backfill_limit: int = Field(default=8, ge=0)
+    # Seconds between scheduling passes when nothing wakes the scheduler (runs ended on
+    # another server, queue timeouts).
+    poll_interval: float = Field(default=1.0, gt=0)
+
+
+class NodeSettings(BaseModel):
+    # This machine as a scheduling node. None -> discovered (hostname, logical CPUs, RAM).
+    name: str | None = None
+    cpus: float | None = Field(default=None, gt=0)
+    memory_bytes: int | None = Field(default=None, gt=0)
+    # False: do not look for GPUs with NVML (the node then has only simulated GPUs, if any).
+    discover_gpus: bool = True
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TRAINYARD_", env_nested_delimiter="__", extra="ignore"
@@ -56,6 +83,8 @@ class Settings(BaseSettings):
     db: DBSettings = Field(default_factory=DBSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     runs: RunsSettings = Field(default_factory=RunsSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    node: NodeSettings = Field(default_factory=NodeSettings)
 
     @property
     def database_url(self) -> str:

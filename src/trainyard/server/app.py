@@ -21,11 +21,12 @@ from trainyard.core.errors import UnsupportedError
 from trainyard.core.settings import Settings
 from trainyard.executors.base import Executor
 from trainyard.server.errors import install_error_handlers
-from trainyard.server.routers import health, logs, projects, runs, snapshots, tasks
+from trainyard.server.routers import health, logs, projects, runs, scheduling, snapshots, tasks
 from trainyard.server.scheduler.queue import Launcher
 from trainyard.server.services.context import ServiceContext
 from trainyard.server.services.projects import ensure_default_project
 from trainyard.server.services.reconciler import Reconciler
+from trainyard.server.services.scheduling import register_local_node
 from trainyard.server.store import Database
 from trainyard.server.store.migrations import upgrade
 from trainyard.server.web import pages
@@ -77,8 +78,13 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             upgrade(db)
             ensure_default_project(db)
+            node = register_local_node(db, settings)
             ctx = ServiceContext(
-                settings=settings, db=db, executor=executor, server_url=server_url(settings)
+                settings=settings,
+                db=db,
+                executor=executor,
+                server_url=server_url(settings),
+                node_name=node,
             )
             launcher = Launcher(ctx)
             ctx.wake_launcher = launcher.wake
@@ -105,7 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, projects, tasks, runs, logs, snapshots):
+    for module in (health, projects, tasks, runs, logs, snapshots, scheduling):
         app.include_router(module.router, prefix=API_PREFIX)
     # The web UI: HTML pages at the root, their CSS/JS under /static.
     app.include_router(pages.router)

@@ -11,8 +11,11 @@ import pytest
 from trainyard.core.settings import Settings
 from trainyard.server.services.context import ServiceContext
 from trainyard.server.services.projects import ensure_default_project
+from trainyard.server.services.scheduling import register_node
 from trainyard.server.store import Database
 from trainyard.server.store.migrations import upgrade
+
+NODE = "node-a"
 
 
 @pytest.fixture
@@ -38,7 +41,14 @@ def ctx(db: Database, settings: Settings) -> Iterator[ServiceContext]:
     from trainyard.executors.local import LocalExecutor
 
     executor = LocalExecutor(settings.runs_dir)
+    # The node the scheduler places runs on: this machine, with no GPU (tests that need GPUs
+    # simulate them).
+    register_node(db, NODE, cpu_millis=8000, memory_bytes=16 * 1024**3, gpus=[])
     yield ServiceContext(
-        settings=settings, db=db, executor=executor, server_url="http://127.0.0.1:9"
+        settings=settings,
+        db=db,
+        executor=executor,
+        server_url="http://127.0.0.1:9",
+        node_name=NODE,
     )
     executor.close()

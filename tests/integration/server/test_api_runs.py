@@ -291,7 +291,7 @@ def test_events_oldest_first_and_after(client: httpx.Client) -> None:
     status_events = [e for e in events if e["kind"] == "status"]
     assert [e["status"] for e in status_events] == ["queued", "starting", "running", "complete"]
     assert status_events[0]["reason"] == "submitted"
-    assert status_events[1]["reason"] == "launching on local"
+    assert status_events[1]["reason"].startswith("launching on local: placed on ")
     later = client.get(f"/runs/{run['id']}/events", params={"after": ids[1]}).json()["items"]
     assert [e["id"] for e in later] == ids[2:]
     error(client.get("/runs/987654/events"), 404, "not_found")

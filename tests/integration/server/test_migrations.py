@@ -116,6 +116,23 @@ def test_upgrade_from_0001_keeps_existing_runs(empty_url: str) -> None:
                     {**common, "build_id": 2, "status": "running"},
                 ],
             )
+            run_ids = conn.execute(text("SELECT id FROM runs ORDER BY id")).scalars().all()
+            events = Table("events", meta, autoload_with=conn)
+            conn.execute(
+                insert(events),
+                [
+                    {
+                        "run_id": r,
+                        "time": now,
+                        "kind": "status",
+                        "status": "queued",
+                        "replica": None,
+                        "reason": "submitted",
+                        "message": "",
+                    }
+                    for r in run_ids
+                ],
+            )
         upgrade(db)
         assert current_revision(db) == HEAD
         with db.engine.connect() as conn:
@@ -126,6 +143,17 @@ def test_upgrade_from_0001_keeps_existing_runs(empty_url: str) -> None:
                 MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
             )
         assert [(r[0], r[1], r[3]) for r in rows] == [(1, "complete", ""), (2, "running", "")]
+        # Rebuilding `runs` (SQLite batch mode) must not cascade-delete the events that
+        # reference it, nor leave the new scheduling columns unset.
+        with db.engine.connect() as conn:
+            kept = conn.execute(text("SELECT count(*) FROM events")).scalar_one()
+            sched = conn.execute(
+                text("SELECT priority, start_immediately, gpus, overtaken FROM runs")
+            ).all()
+            group = conn.execute(text("SELECT group_id FROM projects")).scalars().all()
+        assert kept == 2
+        assert [tuple(r) for r in sched] == [(0, False, 0, 0), (0, False, 0, 0)]
+        assert group == [1]
         assert all("steps" in str(r[2]) for r in rows)
         assert diff == [], f"upgraded schema and tables.py disagree: {diff}"
         # New rows written without the column (an old server still running) get '' too.

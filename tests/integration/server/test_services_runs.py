@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from server_support import manifest, wait_for
 
-from trainyard.core.errors import InvalidInputError
+from trainyard.core.errors import InvalidInputError, UnsupportedError
 from trainyard.core.status import RunStatus
 from trainyard.executors.base import LaunchRequest, ReplicaLaunch
 from trainyard.server.scheduler.queue import Launcher, claim_next
@@ -20,6 +20,7 @@ from trainyard.server.services import runs as runs_service
 from trainyard.server.services.context import InFlight, ServiceContext
 from trainyard.server.services.launches import launch_run
 from trainyard.server.services.reconciler import Reconciler
+from trainyard.server.services.scheduling import list_pools, simulate_gpus
 from trainyard.server.store import runs as runs_store
 
 
@@ -66,7 +67,8 @@ def test_launcher_claims_fifo_and_marks_in_flight(ctx: ServiceContext) -> None:
     assert first == ids[0]
     assert first in ctx.launching
     run = runs_service.get_run(ctx, first)
-    assert run.status is RunStatus.STARTING and run.reason == "launching on local"
+    assert run.status is RunStatus.STARTING
+    assert run.reason == "launching on local: placed on node-a"
     with ctx.db.read() as s:
         row = runs_store.get_run(s, first)
         assert row is not None and row.claimed_by == "server-a" and row.claimed_at is not None
@@ -264,30 +266,36 @@ resources:
 """
 
 
-def test_gpu_requests_are_said_to_be_unscheduled(ctx: ServiceContext) -> None:
+def test_gpu_requests_are_refused_without_gpus(ctx: ServiceContext) -> None:
+    """No GPU on the cluster: a run asking for GPUs is refused at submit (it could never be
+    placed), with a message naming the replica and the fix, and nothing is written."""
+    with pytest.raises(UnsupportedError) as caught:
+        runs_service.submit_run(ctx, "default", manifest=GPU_TASK)
+    message = caught.value.message
+    assert "replica worker-0 requests 2 × GPU on one node, but no node has any" in message
+    assert "trainyard node simulate-gpus" in message
+    assert runs_service.list_runs(ctx)[1] == 0
+
+
+def test_gpus_are_given_to_replicas(ctx: ServiceContext) -> None:
+    """Simulated GPUs: each replica gets disjoint GPUs, as UUIDs in CUDA_VISIBLE_DEVICES."""
+    simulate_gpus(ctx, "node-a", 5, "Tesla-V100-SXM3-32GB")
     run = runs_service.submit_run(ctx, "default", manifest=GPU_TASK)
     assert claim_next(ctx, "me") == run.id
     launch_run(ctx, run.id, first_launch=True)
-    # A relaunch (the run is still `starting`: nothing has observed it yet) says nothing twice.
+    # A relaunch (the run is still `starting`: nothing has observed it yet) gives the same GPUs.
     assert ctx.launching.add(run.id)
     launch_run(ctx, run.id, first_launch=False)
     status = _settle(ctx, run.id, {RunStatus.COMPLETE, RunStatus.ERROR})
     assert status is RunStatus.COMPLETE, runs_service.get_run(ctx, run.id).reason
-    warnings = [
-        (e.reason, e.message) for e in runs_service.list_events(ctx, run.id) if e.kind == "warning"
-    ]
-    assert warnings == [
-        (
-            "no GPU scheduling",
-            "resource 'worker' requests 2 GPUs per replica; GPU scheduling is not available "
-            "yet, so replicas start with no GPU (CUDA_VISIBLE_DEVICES empty)",
-        ),
-        (
-            "no GPU scheduling",
-            "resource 'chief' requests 1 GPU per replica; GPU scheduling is not available "
-            "yet, so replicas start with no GPU (CUDA_VISIBLE_DEVICES empty)",
-        ),
-    ]
-    # What the warning says is what the replicas got.
-    for name in ("worker-0", "worker-1"):
-        assert [line.text for line in ctx.executor.read_logs(run.id, name).lines] == ["[] [0]"]
+    placed = {p.replica: p.gpus for p in runs_service.get_run(ctx, run.id).placements}
+    assert sorted(placed) == ["chief-0", "cpu-0", "worker-0", "worker-1"]
+    assert [len(placed[r]) for r in ("worker-0", "worker-1", "chief-0", "cpu-0")] == [2, 2, 1, 0]
+    every = [u for gpus in placed.values() for u in gpus]
+    assert len(set(every)) == 5 and all(u.startswith("GPU-sim-") for u in every)
+    for name in ("worker-0", "worker-1", "chief-0"):
+        lines = [line.text for line in ctx.executor.read_logs(run.id, name).lines]
+        assert lines == [f"[{','.join(placed[name])}] [{len(placed[name])}]"]
+    # The run has ended: its GPUs are free again, its placements kept as history.
+    pools = {p.name: p for p in list_pools(ctx)}
+    assert pools["default"].free == 5

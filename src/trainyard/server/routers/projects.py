@@ -1,4 +1,4 @@
-"""``/projects``: list, create, get, set the summary."""
+"""``/projects``: list, create, get, set the summary, move to another group."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from trainyard.core.models import Project
 from trainyard.server.routers.deps import Ctx
 from trainyard.server.routers.schemas import (
     ProjectCreateRequest,
+    ProjectGroupRequest,
     ProjectsResponse,
     ProjectSummaryRequest,
 )
 from trainyard.server.services import projects as service
+from trainyard.server.services import scheduling
 
 router = APIRouter(tags=["projects"])
 
@@ -23,7 +25,7 @@ def list_projects(ctx: Ctx) -> ProjectsResponse:
 
 @router.post("/projects", response_model=Project, status_code=201)
 def create_project(ctx: Ctx, body: ProjectCreateRequest) -> Project:
-    return service.create_project(ctx, body.name, body.summary)
+    return service.create_project(ctx, body.name, body.summary, group=body.group)
 
 
 @router.get("/projects/{project}", response_model=Project)
@@ -34,3 +36,10 @@ def get_project(ctx: Ctx, project: str) -> Project:
 @router.put("/projects/{project}/summary", response_model=Project)
 def set_summary(ctx: Ctx, project: str, body: ProjectSummaryRequest) -> Project:
     return service.set_project_summary(ctx, project, body.summary)
+
+
+@router.put("/projects/{project}/group", response_model=Project)
+def set_group(ctx: Ctx, project: str, body: ProjectGroupRequest) -> Project:
+    """Move the project to another group: its queued and future runs use that group's pools."""
+    scheduling.set_project_group(ctx, project, body.group)
+    return service.get_project(ctx, project)

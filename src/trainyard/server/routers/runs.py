@@ -68,6 +68,8 @@ def submit_run(ctx: Ctx, project: str, body: RunCreateRequest) -> JSONResponse:
         snapshot_id=body.snapshot_id,
         git=body.git,
         submitted_by=body.submitted_by,
+        priority=body.priority,
+        start_immediately=body.start_immediately,
     )
     return JSONResponse(run_json(run), status_code=201)
 

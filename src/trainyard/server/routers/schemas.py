@@ -8,18 +8,29 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from trainyard.core.models import Event, GitInfo, Project, Run, Task
+from trainyard.core.scheduling import Group, Node, Pool, QueueEntry
 
 __all__ = [
     "EventsResponse",
+    "GroupCreateRequest",
+    "GroupsResponse",
     "HealthResponse",
     "LogLineResponse",
     "LogPageResponse",
+    "NodesResponse",
+    "PoolCreateRequest",
+    "PoolGpusRequest",
+    "PoolGroupRequest",
+    "PoolsResponse",
     "ProjectCreateRequest",
+    "ProjectGroupRequest",
     "ProjectSummaryRequest",
     "ProjectsResponse",
+    "QueueResponse",
     "RunCreateRequest",
     "RunPageResponse",
     "RunResponse",
+    "SimulateGpusRequest",
     "SnapshotResponse",
     "TaskCreateRequest",
     "TasksResponse",
@@ -35,6 +46,61 @@ class _Request(BaseModel):
 class ProjectCreateRequest(_Request):
     name: str = Field(description="DNS-1123 label: [a-z0-9-], at most 63 characters")
     summary: str = Field(default="", description="markdown")
+    group: str = Field(default="default", description="the group whose GPU pools its runs use")
+
+
+class ProjectGroupRequest(_Request):
+    group: str = Field(description="name of an existing group")
+
+
+class GroupCreateRequest(_Request):
+    name: str = Field(description="DNS-1123 label")
+
+
+class PoolCreateRequest(_Request):
+    name: str = Field(description="DNS-1123 label")
+    gpu_type: str = Field(
+        description="the one GPU product the pool holds, e.g. Tesla-V100-SXM3-32GB"
+    )
+    group: str = Field(default="default", description="the group the pool is assigned to")
+
+
+class PoolGpusRequest(_Request):
+    gpus: list[str] = Field(
+        default_factory=list, description="GPUs to move into the pool: UUIDs or NODE:INDEX"
+    )
+    count: int | None = Field(
+        default=None, description="or: this many GPUs of the pool's type from the default pool"
+    )
+    node: str | None = Field(default=None, description="with count: take them from this node")
+
+
+class PoolGroupRequest(_Request):
+    group: str
+
+
+class SimulateGpusRequest(_Request):
+    count: int = Field(
+        ge=0, le=1024, description="how many simulated GPUs the node has (0 removes them)"
+    )
+    type: str = Field(default="Tesla-V100-SXM3-32GB", description="their product name")
+    memory_bytes: int = Field(default=32 * 1024**3, ge=0)
+
+
+class NodesResponse(BaseModel):
+    items: list[Node]
+
+
+class PoolsResponse(BaseModel):
+    items: list[Pool]
+
+
+class GroupsResponse(BaseModel):
+    items: list[Group]
+
+
+class QueueResponse(BaseModel):
+    items: list[QueueEntry]
 
 
 class ProjectSummaryRequest(_Request):
@@ -63,6 +129,13 @@ class RunCreateRequest(_Request):
     submitted_by: str = Field(
         default="",
         description="who submitted the run (the CLI sends the OS user); not authenticated",
+    )
+    priority: int = Field(
+        default=0, description="queue order: higher first, then submission order (-1000..1000)"
+    )
+    start_immediately: bool = Field(
+        default=False,
+        description="skip the queue: launch now, sharing GPUs with the runs already using them",
     )
 
 

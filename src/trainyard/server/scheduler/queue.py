@@ -1,63 +1,54 @@
-"""The launcher: takes queued runs in submission order and launches them.
+"""The launcher: runs scheduling passes and launches the runs they admit.
 
 A background thread that sleeps on an event. :meth:`Launcher.wake` (called by every
-submission) sets it, so a new run is claimed within microseconds instead of on the next poll;
-a slow poll (``poll_interval``) still picks up runs queued by another server sharing the
-database. Claiming is one short write transaction (``queued -> starting``, event "launching on
-local"); the launch itself runs after it commits (see :mod:`trainyard.server.services.launches`).
+submission, by the end of a run, and by pool changes) sets it, so a new run is placed within
+milliseconds instead of on the next poll; a slow poll (``scheduler.poll_interval``) still
+picks up what another server sharing the database freed, and ends runs whose queue
+``timeout`` has passed. Each pass (:func:`~trainyard.server.services.scheduling.schedule_pass`)
+is one short write transaction that moves the admitted runs ``queued -> starting`` with their
+placements; the launches happen after it commits (see
+:mod:`trainyard.server.services.launches`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 
-from trainyard.core.status import RunStatus
 from trainyard.server.services.context import ServiceContext
 from trainyard.server.services.launches import launch_run
-from trainyard.server.services.runs import transition
-from trainyard.server.store import runs as store
-from trainyard.server.store.tables import utcnow
+from trainyard.server.services.scheduling import heartbeat, schedule_pass
 
 __all__ = ["Launcher", "claim_next"]
 
 log = logging.getLogger(__name__)
+_HEARTBEAT_SECONDS = 30.0
 
 
 def claim_next(ctx: ServiceContext, instance_id: str) -> int | None:
-    """Move the oldest queued run to ``starting`` and mark it in flight; its id, or None."""
-    run_id: int | None = None
-    try:
-        with ctx.db.write() as session:
-            row = store.get_next_queued(session)
-            if row is None:
-                return None
-            transition(session, row, RunStatus.STARTING, f"launching on {ctx.executor.name}")
-            row.claimed_by = instance_id
-            row.claimed_at = utcnow()
-            run_id = row.id
-            # In flight before the commit makes `starting` visible: the reconciler must never
-            # see this run starting, unlaunched and not in flight (it would launch it too).
-            ctx.launching.add(run_id)
-    except BaseException:
-        if run_id is not None:
-            ctx.launching.discard(run_id)
-        raise
-    return run_id
+    """Admit at most one queued run onto this server's node; its id, or None. The run is in
+    ``starting`` and in ``ctx.launching``: the caller launches it."""
+    nodes = [ctx.node_name] if ctx.node_name else []
+    admitted = schedule_pass(ctx, instance_id, nodes, limit=1)
+    return admitted[0] if admitted else None
 
 
 class Launcher:
-    """Background thread launching queued runs. ``start()``/``stop()``; ``wake()`` is cheap
-    and safe from any thread."""
+    """Background thread placing and launching queued runs. ``start()``/``stop()``;
+    ``wake()`` is cheap and safe from any thread."""
 
-    def __init__(self, ctx: ServiceContext, *, poll_interval: float = 1.0) -> None:
+    def __init__(self, ctx: ServiceContext, *, poll_interval: float | None = None) -> None:
         self.ctx = ctx
         self.instance_id = uuid.uuid4().hex
-        self.poll_interval = poll_interval
+        self.poll_interval = (
+            poll_interval if poll_interval is not None else ctx.settings.scheduler.poll_interval
+        )
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_heartbeat = 0.0
 
     def wake(self) -> None:
         self._wake.set()
@@ -78,24 +69,33 @@ class Launcher:
             self._wake.clear()
             try:
                 self.drain()
+                self._heartbeat()
             except Exception:
                 # A database hiccup must not kill the launcher; the next wake or poll retries.
                 log.exception("launcher pass failed")
 
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if self.ctx.node_name and now - self._last_heartbeat >= _HEARTBEAT_SECONDS:
+            self._last_heartbeat = now
+            heartbeat(self.ctx.db, self.ctx.node_name)
+
     def drain(self) -> int:
-        """Launch queued runs until none is left (or the launcher is stopping)."""
+        """Schedule and launch until a pass admits nothing (or the launcher is stopping)."""
         launched = 0
         while not self._stopping.is_set():
-            run_id = self._claim()
-            if run_id is None:
+            admitted = self._pass()
+            if not admitted:
                 break
-            launch_run(self.ctx, run_id, first_launch=True)
-            launched += 1
+            for run_id in admitted:
+                launch_run(self.ctx, run_id, first_launch=True)
+                launched += 1
         return launched
 
-    def _claim(self) -> int | None:
+    def _pass(self) -> list[int]:
+        nodes = [self.ctx.node_name] if self.ctx.node_name else []
         try:
-            return claim_next(self.ctx, self.instance_id)
+            return schedule_pass(self.ctx, self.instance_id, nodes)
         except Exception:
-            log.exception("claiming a queued run failed")
-            return None
+            log.exception("scheduling pass failed")
+            return []

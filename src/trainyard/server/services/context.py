@@ -63,3 +63,6 @@ class ServiceContext:
     wake_launcher: Callable[[], None] = _no_wake
     wake_reconciler: Callable[[], None] = _no_wake
     launching: InFlight = field(default_factory=InFlight)
+    # The node this server's executor launches on (registered at start); the scheduler
+    # places runs only there.
+    node_name: str = ""

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 from trainyard.core.errors import TrainyardError
-from trainyard.core.models import ResourceSpec, Run
+from trainyard.core.models import Run
 from trainyard.core.status import RunStatus
 from trainyard.executors.base import ExecutorError, LaunchRequest
 from trainyard.executors.env import build_launch_request
@@ -33,7 +33,6 @@ from trainyard.server.store.tables import utcnow
 from trainyard.storage.archive import extract_archive
 
 __all__ = [
-    "NO_GPU_SCHEDULING",
     "STALE_RUN_DIR",
     "launch_run",
     "run_dir",
@@ -44,7 +43,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 STALE_RUN_DIR = "stale run directory"
-NO_GPU_SCHEDULING = "no GPU scheduling"
 # Phases in which a backend's run is still going: its directory is in use.
 _GOING = ("starting", "running")
 
@@ -64,6 +62,9 @@ def training_dir(ctx: ServiceContext, project: str) -> Path:
 
 
 def _prepare(ctx: ServiceContext, run: Run) -> LaunchRequest:
+    # Each replica gets the GPUs the scheduler placed it on (CUDA_VISIBLE_DEVICES = their
+    # UUIDs, GPU_COUNT); a replica without a placement gets none.
+    gpus = {p.replica: list(p.gpus) for p in run.placements}
     directory = run_dir(ctx, run.id)
     directory.mkdir(parents=True, exist_ok=True)
     code_dir = directory / "code"
@@ -86,6 +87,7 @@ def _prepare(ctx: ServiceContext, run: Run) -> LaunchRequest:
         # drops TRAINYARD_* settings from it.
         base_env=os.environ,
         stop_grace_seconds=ctx.settings.runs.stop_grace_seconds,
+        gpus=gpus,
     )
 
 
@@ -134,27 +136,6 @@ def _move_aside_stale(ctx: ServiceContext, run_id: int) -> None:
     )
 
 
-def _requested_gpus(resource: ResourceSpec) -> int:
-    return max(resource.requests.gpu or 0, resource.limits.gpu or 0)
-
-
-def _note_gpus(ctx: ServiceContext, run: Run, request: LaunchRequest) -> None:
-    """Say so when a resource asks for GPUs that its replicas were not given."""
-    given = {r.resource for r in request.replicas if r.gpus}
-    for resource in run.spec.resources:
-        count = _requested_gpus(resource)
-        if count and resource.name not in given:
-            gpus = "1 GPU" if count == 1 else f"{count} GPUs"
-            _note(
-                ctx,
-                run.id,
-                "warning",
-                NO_GPU_SCHEDULING,
-                f"resource '{resource.name}' requests {gpus} per replica; GPU scheduling is "
-                "not available yet, so replicas start with no GPU (CUDA_VISIBLE_DEVICES empty)",
-            )
-
-
 def _fail(ctx: ServiceContext, run_id: int, reason: str) -> None:
     with ctx.db.write() as session:
         row = load_run(session, run_id, lock=True)
@@ -172,7 +153,6 @@ def _launch(ctx: ServiceContext, run_id: int, *, first_launch: bool) -> None:
         if first_launch:
             _move_aside_stale(ctx, run_id)
         request = _prepare(ctx, run)
-        _note_gpus(ctx, run, request)
         ctx.executor.launch(request)
     except ExecutorError as exc:
         _fail(ctx, run_id, f"launch failed: {exc}")

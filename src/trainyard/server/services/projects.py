@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy import select
+
 from trainyard.core.errors import ConflictError, InvalidInputError, NotFoundError
 from trainyard.core.models import Project
 from trainyard.server.services.context import ServiceContext
 from trainyard.server.store import Database, Session
 from trainyard.server.store import projects as store
-from trainyard.server.store.tables import ProjectRow
+from trainyard.server.store import scheduling as scheduling_store
+from trainyard.server.store.tables import GroupRow, ProjectRow
 
 __all__ = [
     "DEFAULT_PROJECT",
@@ -49,8 +52,10 @@ def load_project(session: Session, name: str) -> ProjectRow:
 
 
 def ensure_default_project(db: Database) -> None:
-    """Create the ``default`` project if it is missing (idempotent, safe concurrently)."""
+    """Create the ``default`` project, group and pool if missing (idempotent, safe
+    concurrently)."""
     with db.write() as session:
+        scheduling_store.ensure_defaults(session)
         store.get_or_insert_project(session, DEFAULT_PROJECT)
 
 
@@ -64,11 +69,19 @@ def get_project(ctx: ServiceContext, name: str) -> Project:
         return store.to_project(load_project(session, name))
 
 
-def create_project(ctx: ServiceContext, name: str, summary: str = "") -> Project:
+def create_project(
+    ctx: ServiceContext, name: str, summary: str = "", *, group: str = "default"
+) -> Project:
     validate_name("project", name)
     _check_summary(summary)
     with ctx.db.write() as session:
-        row = store.insert_project(session, name, summary)
+        group_row = session.scalars(select(GroupRow).where(GroupRow.name == group)).first()
+        if group_row is None:
+            raise NotFoundError(
+                f"group '{group}' not found — create it with `trainyard group create {group}`",
+                fields={"group": group},
+            )
+        row = store.insert_project(session, name, summary, group_row.id)
         if row is None:
             raise ConflictError(f"project '{name}' already exists", fields={"project": name})
         return store.to_project(row)

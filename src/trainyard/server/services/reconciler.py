@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from trainyard.core.models import Replica
-from trainyard.core.status import ReplicaStatus, RunStatus
+from trainyard.core.status import TERMINAL_STATUSES, ReplicaStatus, RunStatus
 from trainyard.executors.base import (
     ExecutorError,
     ObservedEvent,
@@ -41,6 +41,7 @@ from trainyard.server.services.runs import load_run, transition
 from trainyard.server.store import Session
 from trainyard.server.store import events as event_store
 from trainyard.server.store import runs as store
+from trainyard.server.store import scheduling as scheduling_store
 from trainyard.server.store.tables import RunRow, utcnow
 
 __all__ = ["SUPERVISOR_LOST", "Reconciler"]
@@ -260,8 +261,15 @@ class Reconciler:
             self._copy_events(session, row, obs.events, obs.cursor)
             if obs.replicas:
                 store.update_replicas(session, row, [_replica(o) for o in obs.replicas])
+                # A replica that succeeded gives back what it held while the others go on.
+                for o in obs.replicas:
+                    if o.status == ReplicaStatus.SUCCEEDED.value:
+                        scheduling_store.release_replica(session, row.id, o.name)
             self._apply_phase(session, row, obs, lost_detail)
-            return RunStatus(row.status)
+            status = RunStatus(row.status)
+        if status in TERMINAL_STATUSES:
+            self.ctx.wake_launcher()  # what it held is free: queued runs may fit now
+        return status
 
     @staticmethod
     def _copy_events(

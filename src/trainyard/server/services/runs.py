@@ -14,6 +14,7 @@ from trainyard.core.errors import ConflictError, InvalidInputError, NotFoundErro
 from trainyard.core.models import Event, GitInfo, Run, TaskSpec
 from trainyard.core.status import ACTIVE_STATUSES, TERMINAL_STATUSES, RunStatus, check_transition
 from trainyard.manifest import resolve_task
+from trainyard.server.scheduler.cluster import check_schedulable, demand_columns, queue_detail
 from trainyard.server.services.context import ServiceContext
 from trainyard.server.services.projects import load_project
 from trainyard.server.services.snapshots import check_snapshot
@@ -21,6 +22,7 @@ from trainyard.server.services.tasks import load_task, parse_manifest
 from trainyard.server.store import Session
 from trainyard.server.store import events as event_store
 from trainyard.server.store import runs as store
+from trainyard.server.store import scheduling as scheduling_store
 from trainyard.server.store import tasks as task_store
 from trainyard.server.store.tables import RunRow, utcnow
 
@@ -66,6 +68,8 @@ def transition(
         run.started_at = now
     if new in TERMINAL_STATUSES:
         run.finished_at = now
+        # Its GPUs, CPU and memory go back to the pool (the placements stay, as history).
+        scheduling_store.release_run(session, run.id)
     event_store.insert_event(
         session, run.id, "status", status=new, reason=reason, message=message, time=now
     )
@@ -80,9 +84,17 @@ def load_run(session: Session, run_id: int, *, lock: bool = False) -> RunRow:
     return row
 
 
+def _with_queue(session: Session, row: RunRow) -> Run:
+    """The run; while it is queued, with its queue position and the full queue reason."""
+    run = store.to_run(row)
+    if run.status is RunStatus.QUEUED:
+        run.queue_position, run.reason = queue_detail(session, row)
+    return run
+
+
 def get_run(ctx: ServiceContext, run_id: int) -> Run:
     with ctx.db.read() as session:
-        return store.to_run(load_run(session, run_id))
+        return _with_queue(session, load_run(session, run_id))
 
 
 def get_run_by_ref(ctx: ServiceContext, project: str, task: str, build_id: int) -> Run:
@@ -91,7 +103,7 @@ def get_run_by_ref(ctx: ServiceContext, project: str, task: str, build_id: int) 
         if row is None:
             ref = f"{project}/{task}#{build_id}"
             raise NotFoundError(f"run '{ref}' not found", fields={"run": ref})
-        return store.to_run(row)
+        return _with_queue(session, row)
 
 
 def list_runs(
@@ -143,6 +155,7 @@ def check_supported(ctx: ServiceContext, spec: TaskSpec) -> None:
 
 
 SUBMITTED_BY_MAX = 128
+PRIORITY_MIN, PRIORITY_MAX = -1000, 1000
 
 
 def check_submitted_by(value: str) -> str:
@@ -175,6 +188,8 @@ def submit_run(
     snapshot_id: str | None = None,
     git: GitInfo | None = None,
     submitted_by: str = "",
+    priority: int = 0,
+    start_immediately: bool = False,
 ) -> Run:
     """Queue a run of a manifest (stored as the task of that name, created or updated) or of
     an existing task, with ``parameters`` filled in. Wakes the launcher.
@@ -182,7 +197,16 @@ def submit_run(
     Everything that can be wrong with the request (manifest, parameters, snapshot, project,
     task) is checked before anything is written, so a refused submission leaves no trace.
     ``submitted_by`` is who the client says submitted it (not authenticated), stripped.
+    ``priority`` orders the queue (higher first); ``start_immediately`` skips it, sharing
+    GPUs (DKube). A run that could never be placed on the cluster (more GPUs of a type than
+    any node of its group's pools has, more CPU or memory than any node) is refused.
     """
+    if not PRIORITY_MIN <= priority <= PRIORITY_MAX:
+        raise InvalidInputError(
+            f"priority {priority} is out of range: use {PRIORITY_MIN}..{PRIORITY_MAX} "
+            "(higher runs first; 0 is the default)",
+            fields={"priority": priority},
+        )
     submitted_by = check_submitted_by(submitted_by)
     if (manifest is None) == (task is None):
         raise InvalidInputError(
@@ -206,6 +230,9 @@ def submit_run(
     if snapshot_id is not None:
         check_snapshot(ctx, snapshot_id)
 
+    with ctx.db.read() as session:
+        check_schedulable(session, load_project(session, project), resolved)
+
     with ctx.db.write() as session:
         project_row = load_project(session, project)
         if task is None:
@@ -225,6 +252,9 @@ def submit_run(
             snapshot_id=snapshot_id,
             executor=ctx.executor.name,
             submitted_by=submitted_by,
+            priority=priority,
+            start_immediately=start_immediately,
+            scheduling=demand_columns(resolved),
         )
         event_store.insert_event(
             session,

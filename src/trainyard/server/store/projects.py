@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from trainyard.core.models import Project
 from trainyard.server.store._dialect import insert
-from trainyard.server.store.tables import ProjectRow, utcnow
+from trainyard.server.store.tables import DEFAULT_GROUP_ID, ProjectRow, utcnow
 
 __all__ = [
     "get_or_insert_project",
@@ -20,7 +20,13 @@ __all__ = [
 
 
 def to_project(row: ProjectRow) -> Project:
-    return Project(id=row.id, name=row.name, summary=row.summary, created_at=row.created_at)
+    return Project(
+        id=row.id,
+        name=row.name,
+        summary=row.summary,
+        created_at=row.created_at,
+        group=row.group.name,
+    )
 
 
 def get_project(session: Session, name: str) -> ProjectRow | None:
@@ -31,11 +37,13 @@ def list_projects(session: Session) -> list[ProjectRow]:
     return list(session.scalars(select(ProjectRow).order_by(ProjectRow.name)))
 
 
-def insert_project(session: Session, name: str, summary: str = "") -> ProjectRow | None:
+def insert_project(
+    session: Session, name: str, summary: str = "", group_id: int = DEFAULT_GROUP_ID
+) -> ProjectRow | None:
     """Create the project; None if one with that name exists (no exception, no race)."""
     stmt = (
         insert(session, ProjectRow)
-        .values(name=name, summary=summary, created_at=utcnow())
+        .values(name=name, summary=summary, created_at=utcnow(), group_id=group_id)
         .on_conflict_do_nothing(index_elements=["name"])
         .returning(ProjectRow.id)
     )

@@ -10,9 +10,18 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from trainyard.core.models import GitInfo, Replica, Run, TaskSpec
+from trainyard.core.models import GitInfo, Placement, Replica, Run, TaskSpec
 from trainyard.core.status import ReplicaStatus, RunStatus
-from trainyard.server.store.tables import EventRow, ProjectRow, ReplicaRow, RunRow, TaskRow, utcnow
+from trainyard.server.store.tables import (
+    EventRow,
+    GpuAllocationRow,
+    PlacementRow,
+    ProjectRow,
+    ReplicaRow,
+    RunRow,
+    TaskRow,
+    utcnow,
+)
 
 __all__ = [
     "RunState",
@@ -68,6 +77,20 @@ def to_run(row: RunRow) -> Run:
         replicas=[to_replica(r) for r in row.replicas],
         archived=row.archived,
         submitted_by=row.submitted_by or "",
+        priority=row.priority or 0,
+        start_immediately=bool(row.start_immediately),
+        group=row.project.group.name,
+        placements=[
+            Placement(
+                replica=p.replica,
+                node=p.node,
+                cpu_millis=p.cpu_millis,
+                memory_bytes=p.memory_bytes,
+                gpus=list(p.gpus or []),
+                shared=p.shared,
+            )
+            for p in row.placements
+        ],
     )
 
 
@@ -95,7 +118,11 @@ def insert_run(
     snapshot_id: str | None,
     executor: str,
     submitted_by: str = "",
+    priority: int = 0,
+    start_immediately: bool = False,
+    scheduling: dict[str, Any] | None = None,
 ) -> RunRow:
+    """``scheduling``: the demand columns (see ``services.scheduling.demand_columns``)."""
     now = utcnow()
     row = RunRow(
         project_id=project.id,
@@ -114,6 +141,10 @@ def insert_run(
         archived=False,
         observe_cursor=0,
         submitted_by=submitted_by,
+        priority=priority,
+        start_immediately=start_immediately,
+        overtaken=0,
+        **(scheduling or {}),
     )
     session.add(row)
     session.flush()
@@ -234,6 +265,8 @@ def delete_run(session: Session, run: RunRow) -> None:
     """Delete the run with its events and replicas (explicit deletes, so SQLite without
     foreign-key enforcement leaves no orphans either)."""
     session.execute(delete(EventRow).where(EventRow.run_id == run.id))
+    session.execute(delete(GpuAllocationRow).where(GpuAllocationRow.run_id == run.id))
+    session.execute(delete(PlacementRow).where(PlacementRow.run_id == run.id))
     session.execute(delete(ReplicaRow).where(ReplicaRow.run_id == run.id))
     session.execute(delete(RunRow).where(RunRow.id == run.id))
     session.expunge(run)

@@ -22,15 +22,26 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "DEFAULT_GROUP_ID",
+    "DEFAULT_POOL_ID",
     "Base",
     "EventRow",
+    "GpuAllocationRow",
+    "GpuRow",
+    "GroupRow",
+    "NodeRow",
+    "PlacementRow",
+    "PoolRow",
     "ProjectRow",
     "ReplicaRow",
     "RunRow",
+    "SchedulerRow",
     "SnapshotRow",
     "TaskRow",
     "UTCDateTime",
@@ -66,7 +77,78 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         datetime: UTCDateTime(),
         dict[str, Any]: JSON(),
+        list[Any]: JSON(),
     }
+
+
+# The default group and pool are created by migration 0003 with these ids.
+DEFAULT_GROUP_ID = 1
+DEFAULT_POOL_ID = 1
+
+
+class GroupRow(Base):
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PoolRow(Base):
+    __tablename__ = "pools"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    # The one GPU type the pool holds (normalised product name); None for the default pool.
+    gpu_type: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="RESTRICT"))
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    group: Mapped[GroupRow] = relationship(lazy="joined", innerjoin=True)
+
+
+class NodeRow(Base):
+    __tablename__ = "nodes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(253), unique=True)
+    cpu_millis: Mapped[int] = mapped_column(BigInteger)
+    memory_bytes: Mapped[int] = mapped_column(BigInteger)
+    registered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GpuRow(Base):
+    __tablename__ = "gpus"
+    __table_args__ = (UniqueConstraint("node_id", "index", name="uq_gpus_node_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    uuid: Mapped[str] = mapped_column(String(96), unique=True)
+    product: Mapped[str] = mapped_column(String(128))
+    memory_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    simulated: Mapped[bool] = mapped_column(Boolean, default=False)
+    # False when the node's last registration did not find it: kept (runs may hold it) but
+    # never placed on.
+    present: Mapped[bool] = mapped_column(Boolean, default=True)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("pools.id", ondelete="RESTRICT"))
+
+    node: Mapped[NodeRow] = relationship(lazy="joined", innerjoin=True)
+    pool: Mapped[PoolRow] = relationship(lazy="joined", innerjoin=True)
+
+
+class SchedulerRow(Base):
+    """One row (id 1): scheduling passes lock it, so passes of several servers on one
+    database never interleave (``SELECT … FOR UPDATE``; SQLite's write lock does the same)."""
+
+    __tablename__ = "scheduler"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pass_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    pass_by: Mapped[str] = mapped_column(String(64), default="")
 
 
 class ProjectRow(Base):
@@ -76,6 +158,13 @@ class ProjectRow(Base):
     name: Mapped[str] = mapped_column(String(63), unique=True)
     summary: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="RESTRICT"),
+        default=DEFAULT_GROUP_ID,
+        server_default=str(DEFAULT_GROUP_ID),
+    )
+
+    group: Mapped[GroupRow] = relationship(lazy="joined", innerjoin=True)
 
 
 class TaskRow(Base):
@@ -111,6 +200,7 @@ class RunRow(Base):
         UniqueConstraint("task_id", "build_id", name="uq_runs_task_build"),
         Index("ix_runs_status_id", "status", "id"),
         Index("ix_runs_project_id", "project_id", "id"),
+        Index("ix_runs_queue", "status", "priority", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -140,11 +230,24 @@ class RunRow(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     # The submitting OS user as the client reported it (not authenticated); "" when unknown.
     submitted_by: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    # Scheduling (migration 0003). ``demand``: one [replica, cpu_millis, memory_bytes, gpus,
+    # gpu_type] per replica, so a pass never parses specs; ``gpus`` their sum.
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    start_immediately: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    timeout_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    demand: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    gpus: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Times later runs of its group started ahead of it while it was the group's head
+    # (bounded backfill).
+    overtaken: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     project: Mapped[ProjectRow] = relationship(lazy="joined", innerjoin=True)
     task: Mapped[TaskRow] = relationship(lazy="joined", innerjoin=True)
     replicas: Mapped[list[ReplicaRow]] = relationship(
         lazy="selectin", order_by="ReplicaRow.id", cascade="all, delete-orphan"
+    )
+    placements: Mapped[list[PlacementRow]] = relationship(
+        lazy="selectin", order_by="PlacementRow.id", viewonly=True
     )
 
 
@@ -182,3 +285,48 @@ class EventRow(Base):
     replica: Mapped[str | None] = mapped_column(String(80), nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     message: Mapped[str] = mapped_column(Text, default="")
+
+
+class PlacementRow(Base):
+    """Where a replica of an admitted run runs. Kept after the run ends (the run view shows
+    it); ``released_at`` set then, when its CPU and memory stop counting as reserved."""
+
+    __tablename__ = "placements"
+    __table_args__ = (
+        UniqueConstraint("run_id", "replica", name="uq_placements_run_replica"),
+        Index("ix_placements_active", "released_at", "node"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    replica: Mapped[str] = mapped_column(String(80))
+    node: Mapped[str] = mapped_column(String(253))
+    cpu_millis: Mapped[int] = mapped_column(BigInteger, default=0)
+    memory_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    gpus: Mapped[list[Any]] = mapped_column(JSON, default=list)  # UUIDs
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    placed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    released_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class GpuAllocationRow(Base):
+    """A GPU held by a replica, deleted when released. The partial unique index lets the
+    database itself refuse a second exclusive holder, whatever the servers believe."""
+
+    __tablename__ = "gpu_allocations"
+    __table_args__ = (
+        Index(
+            "uq_gpu_allocations_exclusive",
+            "gpu_id",
+            unique=True,
+            sqlite_where=text("NOT shared"),
+            postgresql_where=text("NOT shared"),
+        ),
+        Index("ix_gpu_allocations_run", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    gpu_id: Mapped[int] = mapped_column(ForeignKey("gpus.id", ondelete="CASCADE"))
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    replica: Mapped[str] = mapped_column(String(80))
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)

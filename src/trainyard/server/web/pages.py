@@ -21,6 +21,7 @@ from markupsafe import Markup
 from trainyard.core.errors import NotFoundError
 from trainyard.core.models import Event, Project, Replica, Run
 from trainyard.core.quantity import format_cpu, format_memory
+from trainyard.core.scheduling import Gpu
 from trainyard.core.status import ACTIVE_STATUSES, RunStatus
 from trainyard.server.routers.deps import Ctx
 from trainyard.server.services import logs as log_service
@@ -29,9 +30,9 @@ from trainyard.server.services import runs as run_service
 from trainyard.server.services import tasks as task_service
 from trainyard.server.services.context import ServiceContext
 from trainyard.server.services.projects import DEFAULT_PROJECT
-from trainyard.server.web.queries import SORTS, RunQuery, query_runs
+from trainyard.server.web.queries import SORTS, RunQuery, gpus_by_uuid, query_runs
 
-__all__ = ["STATIC_DIR", "replica_history", "router"]
+__all__ = ["STATIC_DIR", "placement_rows", "replica_history", "router"]
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -153,6 +154,51 @@ def replica_history(events: list[Event]) -> list[dict[str, Any]]:
         css, words = _outcome(e.replica, first)
         row.update(finished=e.time, css=css, outcome=words, detail=first)
     return rows
+
+
+def placement_rows(run: Run, gpus: dict[str, Gpu]) -> list[dict[str, Any]]:
+    """The run's placement, one row per replica, its GPUs named ``index:product`` from
+    ``gpus`` (by UUID); a GPU no node reports any more keeps its UUID."""
+    rows: list[dict[str, Any]] = []
+    for p in run.placements:
+        chips: list[dict[str, Any]] = []
+        for uuid in p.gpus:
+            gpu = gpus.get(uuid)
+            if gpu is None:
+                chips.append({"label": uuid, "uuid": uuid, "known": False, "simulated": False})
+                continue
+            title = f"{gpu.node}:{gpu.index} · {uuid}" + (" · simulated" if gpu.simulated else "")
+            chips.append(
+                {
+                    "label": f"{gpu.index}:{gpu.product}",
+                    "uuid": uuid,
+                    "known": True,
+                    "simulated": gpu.simulated,
+                    "title": title,
+                }
+            )
+        rows.append(
+            {
+                "replica": p.replica,
+                "node": p.node,
+                "gpus": chips,
+                "shared": p.shared,
+                "cpu": format_cpu(p.cpu_millis) if p.cpu_millis else "–",
+                "memory": format_memory(p.memory_bytes) if p.memory_bytes else "–",
+            }
+        )
+    return rows
+
+
+def _run_context(ctx: ServiceContext, run: Run, events: list[Event]) -> dict[str, Any]:
+    """What the run view and its polled panel show (GPU names only once it is placed)."""
+    gpus = gpus_by_uuid(ctx) if any(p.gpus for p in run.placements) else {}
+    return {
+        "run": run,
+        "events": events,
+        "history": replica_history(events),
+        "placement": placement_rows(run, gpus),
+    }
 
 
 def _markdown_html(text: str) -> Markup:
@@ -329,8 +375,7 @@ def run_page(request: Request, ctx: Ctx, run_id: int) -> HTMLResponse:
         events = run_service.list_events(ctx, run_id)
     except NotFoundError as exc:
         return _not_found(request, ctx, exc)
-    context = {"run": run, "events": events, "history": replica_history(events)}
-    return _page(request, ctx, "run.html", context, project=run.project)
+    return _page(request, ctx, "run.html", _run_context(ctx, run, events), project=run.project)
 
 
 @router.get("/runs/{run_id}/panel", response_class=HTMLResponse)
@@ -345,7 +390,7 @@ def run_panel(request: Request, ctx: Ctx, run_id: int) -> HTMLResponse:
     return templates.TemplateResponse(
         request,
         "_run_panel.html",
-        {"run": run, "events": events, "history": replica_history(events), "oob": True},
+        {**_run_context(ctx, run, events), "oob": True},
         status_code=200 if run.status in ACTIVE_STATUSES else 286,
     )
 
@@ -383,6 +428,8 @@ def download_logs(
     )
 
 
+from trainyard.server.web.operator import router as _operator_router  # noqa: E402
 from trainyard.server.web.tasks import router as _tasks_router  # noqa: E402 - after the routes above
 
 router.include_router(_tasks_router)
+router.include_router(_operator_router)

@@ -12,6 +12,7 @@ simply runs it again.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -22,7 +23,7 @@ from trainyard.server.store.engine import Database
 __all__ = ["HEAD", "current_revision", "upgrade"]
 
 # The newest revision in versions/; a test checks it against Alembic's view of the scripts.
-HEAD = "0002"
+HEAD = "0003"
 
 _DIR = Path(__file__).resolve().parent
 # Any constant: the advisory lock key that serialises migrations of one PostgreSQL database.
@@ -61,11 +62,36 @@ def upgrade(db: Database, revision: str = "head") -> None:
 
     config = Config()
     config.set_main_option("script_location", str(_DIR))
+    if not db.is_postgresql:
+        _upgrade_sqlite(db, config, revision)
+        return
     with db.engine.execution_options(trainyard_write=True).begin() as conn:
-        if db.is_postgresql:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
+
+
+def _upgrade_sqlite(db: Database, config: Any, revision: str) -> None:
+    """SQLite migrations rebuild tables (batch mode: copy, drop, rename). With foreign keys
+    enforced, dropping a table deletes the rows of every table that references it ON DELETE
+    CASCADE (a rebuilt ``runs`` would take its events with it), so enforcement is off while
+    migrating (the pragma only works outside a transaction) and the result is checked with
+    ``PRAGMA foreign_key_check`` before the commit."""
+    from alembic import command
+
+    with db.engine.connect() as conn:
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        dbapi.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.execution_options(trainyard_write=True).begin():
+                config.attributes["connection"] = conn
+                command.upgrade(config, revision)
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if broken:
+                    raise RuntimeError(f"migration left dangling foreign keys: {broken[:5]}")
+        finally:
+            dbapi.execute("PRAGMA foreign_keys=ON")
 
 
 def script_head() -> str:

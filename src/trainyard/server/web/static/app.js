@@ -1,5 +1,6 @@
 // trainyard's page behaviour: theme toggle, project picker, run-view tabs, the log viewer and
-// its search, run actions (archive, restore, delete), the project summary editor.
+// its search, run actions (archive, restore, delete), the project summary editor; the
+// Operator page reuses the tabs.
 // Log text and user text are only ever set with textContent, never innerHTML.
 (function () {
   "use strict";
@@ -42,8 +43,13 @@
         if (step) { e.preventDefault(); select(tabs[(i + step + tabs.length) % tabs.length], true); }
       });
     });
-    var wanted = document.getElementById("tab-" + window.location.hash.slice(1));
-    if (wanted && tabs.indexOf(wanted) >= 0) select(wanted, false);
+    function fromHash() {
+      var wanted = document.getElementById("tab-" + window.location.hash.slice(1));
+      if (wanted && tabs.indexOf(wanted) >= 0) select(wanted, false);
+    }
+    fromHash();
+    // A link to another tab of the same page (e.g. /operator#queue) changes only the hash.
+    window.addEventListener("hashchange", fromHash);
   }
 
   function setupLogs() {
