@@ -199,7 +199,7 @@ def pool_ls(ctx: typer.Context, as_json: JsonOption = False) -> None:
     for pool in pools:
         table.add_row(
             Text(pool.name),
-            Text(pool.gpu_type or "(any: every GPU not in another pool)"),
+            Text(pool.gpu_type or "(any)"),
             Text(pool.group),
             str(pool.total),
             str(pool.free),

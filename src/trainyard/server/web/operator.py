@@ -20,7 +20,7 @@ from trainyard.server.routers.deps import Ctx
 from trainyard.server.services import scheduling as scheduling_service
 from trainyard.server.services.context import ServiceContext
 
-__all__ = ["ago", "cores", "duration", "router", "size"]
+__all__ = ["ago", "cores", "duration", "operator_view", "router", "size"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -123,13 +123,14 @@ def _card(node: Node, now: datetime) -> NodeCard:
     )
 
 
-def _operator_context(ctx: ServiceContext) -> dict[str, Any]:
-    """Everything the four panes show, read through the scheduling services."""
-    now = datetime.now(UTC)
-    nodes: list[Node] = scheduling_service.list_nodes(ctx)
-    pools: list[Pool] = scheduling_service.list_pools(ctx)
-    groups: list[Group] = scheduling_service.list_groups(ctx)
-    queue: list[QueueEntry] = scheduling_service.list_queue(ctx)
+def operator_view(
+    nodes: list[Node],
+    pools: list[Pool],
+    groups: list[Group],
+    queue: list[QueueEntry],
+    now: datetime,
+) -> dict[str, Any]:
+    """What the four panes show, from what the scheduling services answer."""
     cards = [_card(n, now) for n in sorted(nodes, key=lambda n: n.name)]
     return {
         "cards": cards,
@@ -145,6 +146,16 @@ def _operator_context(ctx: ServiceContext) -> dict[str, Any]:
         },
         "duration": duration,
     }
+
+
+def _operator_context(ctx: ServiceContext) -> dict[str, Any]:
+    return operator_view(
+        scheduling_service.list_nodes(ctx),
+        scheduling_service.list_pools(ctx),
+        scheduling_service.list_groups(ctx),
+        scheduling_service.list_queue(ctx),
+        datetime.now(UTC),
+    )
 
 
 @router.get("/operator", response_class=HTMLResponse)
