@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from e2e_support import EXAMPLES, all_log_lines, latest_run, trainyard
+from e2e_support import EXAMPLES, all_log_lines, latest_run, trainyard, wait_status
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -108,3 +108,38 @@ def test_example_with_an_ill_typed_parameter_starts_nothing(live_server, api) ->
     assert done.returncode == 1
     assert "steps" in done.stderr
     assert api.get("/runs").json()["total"] == 0
+
+
+def test_gpu_queue_gangs_queues_and_starts_immediately(live_server, api) -> None:  # type: ignore[no-untyped-def]
+    """The gpu-queue example on 2 simulated GPUs (no real GPU here): the first run takes both,
+    the second queues with its reason and starts when they are free, a third started
+    immediately shares them."""
+    env = live_server.settings_env
+    task = str(EXAMPLES / "gpu-queue" / "task.yaml")
+    sim = trainyard(env, "node", "simulate-gpus", "--count", "2", "--type", "Tesla-V100-SXM3-32GB")
+    assert sim.returncode == 0, sim.stdout + sim.stderr
+    first = trainyard(env, "run", task, "--param", "seconds=6")
+    assert first.returncode == 0, first.stdout + first.stderr
+    holder = latest_run(api, "gpu-queue")
+    second = trainyard(env, "run", task, "--param", "seconds=0")
+    assert second.returncode == 0, second.stdout + second.stderr
+    queued = latest_run(api, "gpu-queue")
+    assert queued["id"] != holder["id"]
+    queue = trainyard(env, "queue")
+    assert "waiting for 2 × Tesla-V100-SXM3-32GB in pool 'default'" in queue.stdout, queue.stdout
+    now = trainyard(env, "run", task, "--param", "seconds=0", "--start-immediately", "--wait")
+    assert now.returncode == 0, now.stdout + now.stderr
+    shared = latest_run(api, "gpu-queue")
+    assert shared["start_immediately"] and all(p["shared"] for p in shared["placements"])
+    # The queued run is still waiting for free GPUs (shared use does not count as free).
+    assert api.get(f"/runs/{queued['id']}").json()["status"] == "queued"
+    done = wait_status(api, queued["id"], ("complete",), timeout=60)
+    gpus = {p["replica"]: p["gpus"] for p in done["placements"]}
+    assert len(gpus["worker-0"]) == len(gpus["worker-1"]) == 1
+    assert gpus["worker-0"] != gpus["worker-1"]
+    texts = [line["text"] for line in all_log_lines(api, queued["id"])]
+    for replica in ("worker-0", "worker-1"):
+        assert f"{replica}: 1 GPU(s): {gpus[replica][0]}" in texts, texts
+    events = api.get(f"/runs/{queued['id']}/events").json()["items"]
+    assert any(e["reason"] == "waiting for resources" for e in events)
+    assert wait_status(api, holder["id"], ("complete",))["status"] == "complete"

@@ -3,7 +3,7 @@ that a run could ever be placed on it."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from sqlalchemy import select
@@ -23,7 +23,14 @@ from trainyard.server.store import Session
 from trainyard.server.store import scheduling as store
 from trainyard.server.store.tables import GpuAllocationRow, PoolRow, ProjectRow, RunRow
 
-__all__ = ["check_schedulable", "demand_columns", "load_cluster", "queue_detail"]
+__all__ = [
+    "check_schedulable",
+    "demand_columns",
+    "free_matching",
+    "full_reason",
+    "load_cluster",
+    "queue_detail",
+]
 
 
 def load_cluster(session: Session, nodes: Collection[str] | None) -> tuple[Cluster, dict[str, int]]:
@@ -100,7 +107,7 @@ def demand_columns(spec: TaskSpec) -> dict[str, Any]:
     }
 
 
-def _free_matching(session: Session, group_id: int, demand: list[Any]) -> int:
+def free_matching(session: Session, group_id: int, demand: list[Any]) -> int:
     gpu_type = next((d[4] for d in demand if d[3] and d[4]), None)
     held = {
         gpu_id
@@ -120,15 +127,23 @@ def _free_matching(session: Session, group_id: int, demand: list[Any]) -> int:
     )
 
 
+def full_reason(reason: str, ahead: int, free: Callable[[], int] | None) -> str:
+    """A queued run's stored reason with what changes all the time: "(1 free, 3 runs
+    ahead)" — GPUs of its type free in its group's pools (``free`` is only called for a
+    reason about GPUs) and queued runs ahead of it in its group."""
+    runs = f"{ahead} run{'s' if ahead != 1 else ''} ahead"
+    if not reason:
+        return f"waiting for the next scheduling pass ({runs})"
+    if free is not None and " × " in reason:
+        return f"{reason} ({free()} free, {runs})"
+    return f"{reason} ({runs})"
+
+
 def queue_detail(session: Session, row: RunRow) -> tuple[int, str]:
-    """(1-based queue position, the full queue reason) of a queued run: the stored reason
-    with what changes all the time added — free GPUs and runs ahead in its group."""
+    """(1-based queue position, the full queue reason) of a queued run."""
     group_id = row.project.group_id
     in_group, total = store.count_ahead(session, row, group_id)
-    ahead = f"{in_group} run{'s' if in_group != 1 else ''} ahead"
-    if not row.reason:
-        return total + 1, f"queued ({ahead})"
-    if row.gpus and " × " in row.reason:
-        free = _free_matching(session, group_id, list(row.demand or []))
-        return total + 1, f"{row.reason} ({free} free, {ahead})"
-    return total + 1, f"{row.reason} ({ahead})"
+    demand = list(row.demand or [])
+    return total + 1, full_reason(
+        row.reason, in_group, lambda: free_matching(session, group_id, demand)
+    )

@@ -16,10 +16,11 @@ import logging
 import threading
 import time
 import uuid
+from typing import Any
 
 from trainyard.server.services.context import ServiceContext
 from trainyard.server.services.launches import launch_run
-from trainyard.server.services.scheduling import heartbeat, schedule_pass
+from trainyard.server.services.scheduling import heartbeat, pass_needed, schedule_pass
 
 __all__ = ["Launcher", "claim_next"]
 
@@ -49,6 +50,8 @@ class Launcher:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_heartbeat = 0.0
+        self._seen: tuple[Any, ...] | None = None
+        self._last_pass_empty = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -65,10 +68,16 @@ class Launcher:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
-            self._wake.wait(self.poll_interval)
+            woken = self._wake.wait(self.poll_interval)
             self._wake.clear()
             try:
-                self.drain()
+                # Woken: something changed here (a submission, a run ended, pools moved).
+                # A poll only passes when the database says something changed elsewhere
+                # (another server) or a queue timeout is due.
+                needed, seen = pass_needed(self.ctx, None if woken else self._seen)
+                if needed:
+                    self.drain()
+                    self._seen = seen if self._last_pass_empty else None
                 self._heartbeat()
             except Exception:
                 # A database hiccup must not kill the launcher; the next wake or poll retries.
@@ -95,7 +104,11 @@ class Launcher:
     def _pass(self) -> list[int]:
         nodes = [self.ctx.node_name] if self.ctx.node_name else []
         try:
-            return schedule_pass(self.ctx, self.instance_id, nodes)
+            admitted = schedule_pass(self.ctx, self.instance_id, nodes)
         except Exception:
             log.exception("scheduling pass failed")
-            return []
+            admitted = []
+            self._last_pass_empty = False  # failed: retry on the next poll
+            return admitted
+        self._last_pass_empty = not admitted
+        return admitted

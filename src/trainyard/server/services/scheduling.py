@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import socket
 import uuid as uuidlib
 from collections.abc import Collection
 from datetime import datetime
+from typing import Any
 
 import psutil
 from sqlalchemy import select, update
@@ -48,7 +50,12 @@ from trainyard.core.scheduling import (
 from trainyard.core.settings import Settings
 from trainyard.core.status import RunStatus
 from trainyard.executors.nvml import DiscoveredGpu, discover_gpus
-from trainyard.server.scheduler.cluster import demand_columns, load_cluster
+from trainyard.server.scheduler.cluster import (
+    demand_columns,
+    free_matching,
+    full_reason,
+    load_cluster,
+)
 from trainyard.server.scheduler.placement import Candidate, plan
 from trainyard.server.services.context import ServiceContext
 from trainyard.server.services.projects import load_project, validate_name
@@ -77,11 +84,13 @@ __all__ = [
     "delete_group",
     "delete_pool",
     "get_node",
+    "gpu_product_name",
     "heartbeat",
     "list_groups",
     "list_nodes",
     "list_pools",
     "list_queue",
+    "pass_needed",
     "register_local_node",
     "register_node",
     "schedule_pass",
@@ -94,6 +103,24 @@ log = logging.getLogger(__name__)
 WAITING = "waiting for resources"
 _SIM_NAMESPACE = uuidlib.UUID("5b1f6c1e-7a0e-4d8e-9c53-7472616e7964")
 _MAX_SIMULATED = 1024
+
+
+_PRODUCT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+()-]{0,127}$")
+
+
+def gpu_product_name(gpu_type: str) -> str:
+    """A GPU type as trainyard writes it (spaces as dashes), or InvalidInputError. Product
+    names are letters, digits and ``. _ + - ( )``, as NVML reports them
+    ("Tesla V100-SXM2-32GB" -> "Tesla-V100-SXM2-32GB"), at most 128 characters."""
+    product = "-".join(gpu_type.split())
+    if not _PRODUCT.match(product):
+        raise InvalidInputError(
+            f"GPU type {gpu_type!r} is invalid: use the product name as `trainyard node ls` "
+            "shows it (letters, digits and . _ + - ( ), at most 128 characters), e.g. "
+            "Tesla-V100-SXM3-32GB",
+            fields={"type": gpu_type},
+        )
+    return product
 
 
 # -- nodes ---------------------------------------------------------------------------------
@@ -206,13 +233,7 @@ def simulate_gpus(
             f"count {count} is out of range: simulate between 0 and {_MAX_SIMULATED} GPUs",
             fields={"count": count},
         )
-    product = "-".join(gpu_type.split())
-    if count and (not product or len(product) > 128 or not product.isprintable()):
-        raise InvalidInputError(
-            f"GPU type {gpu_type!r} is invalid: give a product name such as "
-            "Tesla-V100-SXM3-32GB (printable, at most 128 characters)",
-            fields={"type": gpu_type},
-        )
+    product = gpu_product_name(gpu_type)
     if memory_bytes < 0:
         raise InvalidInputError("memory must not be negative", fields={"memory": memory_bytes})
     with ctx.db.write() as session:
@@ -429,13 +450,7 @@ def list_pools(ctx: ServiceContext) -> list[Pool]:
 
 def create_pool(ctx: ServiceContext, name: str, gpu_type: str, group: str = DEFAULT_GROUP) -> Pool:
     validate_name("pool", name)
-    product = "-".join(gpu_type.split())
-    if not product or len(product) > 128 or not product.isprintable():
-        raise InvalidInputError(
-            f"GPU type {gpu_type!r} is invalid: a pool holds GPUs of one type, named as "
-            "`trainyard node ls` shows them (e.g. Tesla-V100-SXM3-32GB)",
-            fields={"type": gpu_type},
-        )
+    product = gpu_product_name(gpu_type)
     with ctx.db.write() as session:
         if store.get_pool(session, name) is not None:
             raise ConflictError(f"pool '{name}' already exists", fields={"pool": name})
@@ -617,6 +632,23 @@ def _time_out(session: Session, row: store.QueuedRow, now: datetime) -> bool:
     return True
 
 
+def pass_needed(ctx: ServiceContext, last: tuple[Any, ...] | None) -> tuple[bool, tuple[Any, ...]]:
+    """Whether a scheduling pass could decide anything new since the one that saw ``last``
+    (the :func:`~trainyard.server.store.scheduling.fingerprint` it left), and the current
+    fingerprint. True as well when a queued run's timeout has passed. Costs a few aggregate
+    queries, so a server polling an unchanged queue of thousands of runs stays idle."""
+    with ctx.db.read() as session:
+        current = store.fingerprint(session)
+        if current != last:
+            return True, current
+        now = utcnow()
+        due = any(
+            (now - queued_at).total_seconds() >= timeout
+            for queued_at, timeout in store.queue_deadlines(session)
+        )
+        return due, current
+
+
 def schedule_pass(
     ctx: ServiceContext, by: str, nodes: Collection[str], *, limit: int | None = None
 ) -> list[int]:
@@ -723,14 +755,22 @@ def list_queue(ctx: ServiceContext, *, project: str | None = None) -> list[Queue
             q for q in queued if not q.start_immediately
         ]
         ahead_in_group: dict[str, int] = {}
+        free_by_type: dict[tuple[int, str | None], int] = {}
         out = []
         for position, q in enumerate(ordered, start=1):
             n = ahead_in_group.get(q.group, 0)
             ahead_in_group[q.group] = n + 1
             if project is not None and q.project != project:
                 continue
-            reason = q.reason or "waiting for the next scheduling pass"
-            reason += f" ({n} run{'s' if n != 1 else ''} ahead in group '{q.group}')"
+            gpu_type = next((d[4] for d in q.demand if d[3] and d[4]), None)
+            key = (q.group_id, gpu_type)
+
+            def free(key: tuple[int, str | None] = key, demand: list[Any] = q.demand) -> int:
+                if key not in free_by_type:
+                    free_by_type[key] = free_matching(session, key[0], demand)
+                return free_by_type[key]
+
+            reason = full_reason(q.reason, n, free)
             out.append(
                 QueueEntry(
                     position=position,

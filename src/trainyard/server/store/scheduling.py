@@ -34,6 +34,7 @@ __all__ = [
     "allocations_by_gpu",
     "count_ahead",
     "ensure_defaults",
+    "fingerprint",
     "get_group",
     "get_node",
     "get_pool",
@@ -46,6 +47,7 @@ __all__ = [
     "list_pools",
     "list_queued",
     "lock_scheduler",
+    "queue_deadlines",
     "release_replica",
     "release_run",
     "to_placement",
@@ -198,6 +200,33 @@ def list_queued(session: Session, *, lock: bool = False) -> list[QueuedRow]:
         )
         for r in session.execute(stmt)
     ]
+
+
+def fingerprint(session: Session) -> tuple[Any, ...]:
+    """A cheap digest of everything a scheduling pass depends on: the queue, what is held,
+    the GPUs and their pools, groups of projects and pools, node sizes. Equal digests mean a
+    pass would decide the same (except for queue timeouts, which the caller tracks)."""
+    queued = RunRow.status == RunStatus.QUEUED.value
+    parts = (
+        select(func.count(RunRow.id), func.max(RunRow.id), func.sum(RunRow.priority)).where(queued),
+        select(func.count(PlacementRow.id)).where(PlacementRow.released_at.is_(None)),
+        select(func.count(GpuAllocationRow.id), func.max(GpuAllocationRow.id)),
+        select(func.count(GpuRow.id), func.sum(GpuRow.pool_id), func.sum(GpuRow.index)).where(
+            GpuRow.present.is_(True)
+        ),
+        select(func.count(ProjectRow.id), func.sum(ProjectRow.group_id)),
+        select(func.count(PoolRow.id), func.sum(PoolRow.group_id)),
+        select(func.sum(NodeRow.cpu_millis), func.sum(NodeRow.memory_bytes)),
+    )
+    return tuple(tuple(session.execute(q).one()) for q in parts)
+
+
+def queue_deadlines(session: Session) -> list[tuple[datetime, int]]:
+    """(queued at, timeout seconds) of the queued runs that have a timeout."""
+    stmt = select(RunRow.created_at, RunRow.timeout_seconds).where(
+        RunRow.status == RunStatus.QUEUED.value, RunRow.timeout_seconds.is_not(None)
+    )
+    return [(r[0], int(r[1] or 0)) for r in session.execute(stmt)]
 
 
 def count_ahead(session: Session, run: RunRow, group_id: int) -> tuple[int, int]:
