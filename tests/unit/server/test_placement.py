@@ -401,8 +401,7 @@ def test_backfill_limit_zero_is_strict_order_for_competing_runs() -> None:
     assert p.blocked[1].lack == "gpu"
     assert [p.blocked[i].lack for i in (2, 3, 4)] == ["held"] * 3
     assert p.blocked[2].reason == (
-        "held behind default/train#1, which runs behind it have overtaken 0 times "
-        "(bounded backfill)"
+        "held behind default/train#1, strict queue order: the backfill limit is 0"
     )
 
 
@@ -428,8 +427,8 @@ def test_a_head_counts_on_from_its_earlier_overtaken() -> None:
 
 def test_a_head_waiting_for_cpu_holds_cpu_only_runs_too() -> None:
     """A head that lacks CPU competes with every run behind it, GPU or not."""
-    c = cluster([node("n1", cpus=8)], gpus("n1", 8))
-    queue = [run(1, demand(gpus=1, cpus=16)), run(2, demand(gpus=0, cpus=1))]
+    c = cluster([NodeState("n1", 4000, 512 << 30, cpu_total=8000)], gpus("n1", 8))
+    queue = [run(1, demand(gpus=1, cpus=6)), run(2, demand(gpus=0, cpus=1))]
     p = plan(c, queue, backfill_limit=0)
 
     assert p.blocked[1].lack == "cpu"
@@ -440,10 +439,12 @@ def test_heads_are_per_group() -> None:
     """A head blocked in group a does not hold the runs of group b."""
     pools = [PoolState("pa", "a"), PoolState("pb", "b")]
     c = cluster(
-        [node("n1")], gpus("n1", 4, pool="pa") + gpus("n1", 4, pool="pb", first_index=4), pools
+        [node("n1")],
+        gpus("n1", 4, pool="pa", held=1) + gpus("n1", 4, pool="pb", first_index=4),
+        pools,
     )
     queue = [
-        run(1, demand(gpus=8), group="a"),
+        run(1, demand(gpus=4), group="a"),
         run(2, demand(gpus=1), group="b"),
         run(3, demand(gpus=1), group="a"),
     ]
@@ -456,9 +457,9 @@ def test_heads_are_per_group() -> None:
 def test_the_first_blocked_run_is_the_head_even_when_it_is_small() -> None:
     """Only the first blocked run of a group is its head: a later blocked run does not hold
     anything, and runs that are themselves held never become heads."""
-    c = cluster([node("n1")], gpus("n1", 2))
+    c = cluster([node("n1")], gpus("n1", 4, held=2))
     queue = [
-        run(1, demand(gpus=1, gpu_type="Tesla-V100")),  # no V100 at all: the head
+        run(1, demand(gpus=3)),  # 2 free of 4: blocked, the head
         run(2, demand(gpus=4)),  # blocked, counts as competing but is not a head
         run(3, demand(gpus=1)),
         run(4, demand(gpus=1)),
@@ -469,6 +470,18 @@ def test_the_first_blocked_run_is_the_head_even_when_it_is_small() -> None:
     assert p.blocked[2].lack == "gpu"
     assert set(admitted(p)) == {3, 4}
     assert p.overtaken == {1: 2}
+
+
+def test_a_run_that_can_never_fit_is_not_a_head() -> None:
+    """GPUs removed after it was queued: it cannot fit even on an empty cluster, so it waits
+    without holding its group (it would hold it forever)."""
+    c = cluster([node("n1")], gpus("n1", 2))
+    queue = [run(1, demand(gpus=4)), run(2, demand(gpus=1)), run(3, demand(gpus=1))]
+    p = plan(c, queue, backfill_limit=0)
+
+    assert p.blocked[1].lack == "gpu"
+    assert set(admitted(p)) == {2, 3}
+    assert p.overtaken == {}
 
 
 # -- start immediately -----------------------------------------------------------------------

@@ -54,8 +54,12 @@ class NodeState:
     name: str
     cpu_free: int  # millicores
     memory_free: int  # bytes
-    cpu_total: int = 0
+    cpu_total: int = 0  # raised to the free amount when smaller (e.g. left unset)
     memory_total: int = 0
+
+    def __post_init__(self) -> None:
+        self.cpu_total = max(self.cpu_total, self.cpu_free)
+        self.memory_total = max(self.memory_total, self.memory_free)
 
 
 @dataclass
@@ -291,8 +295,10 @@ def _place_shared(cluster: Cluster, c: Candidate) -> list[Placement] | Blocked:
                 if len(gpus) < d.gpus:
                     continue
                 picked = gpus[: d.gpus]
+                # Free GPUs first (fewest busy ones), then the least shared.
+                busy = sum(1 for g in picked if g.held or g.shared_users)
                 load = sum(int(g.held) + g.shared_users for g in picked)
-                score = (load, -node.cpu_free, node.name)
+                score = (busy * 100_000 + load, -node.cpu_free, node.name)
                 if choice is None or score < choice[0]:
                     choice = (score, node.name, picked)
         if choice is None:
@@ -347,18 +353,20 @@ def plan(cluster: Cluster, queue: Sequence[Candidate], *, backfill_limit: int) -
             continue
         head = heads.get(c.group)
         if head is not None and head[2] >= backfill_limit and _competes(c, head[1]):
-            times = "once" if head[2] == 1 else f"{head[2]} times"
-            result.blocked[c.run_id] = Blocked(
-                c.run_id,
-                "held",
-                f"held behind {head[0].ref or f'run {head[0].run_id}'}, which runs behind it "
-                f"have overtaken {times} (bounded backfill)",
-            )
+            ahead = head[0].ref or f"run {head[0].run_id}"
+            if backfill_limit == 0:
+                why = "strict queue order: the backfill limit is 0"
+            else:
+                times = "once" if head[2] == 1 else f"{head[2]} times"
+                why = f"which runs behind it have overtaken {times} (bounded backfill)"
+            result.blocked[c.run_id] = Blocked(c.run_id, "held", f"held behind {ahead}, {why}")
             continue
         fitted = _try_fit(cluster, c)
         if isinstance(fitted, Blocked):
             result.blocked[c.run_id] = fitted
-            if head is None:
+            # A run that could not fit even on an empty cluster (GPUs removed or pools moved
+            # since it was submitted) must not hold its group: it waits without being head.
+            if head is None and infeasible_reason(cluster, c) is None:
                 heads[c.group] = (c, fitted.lack, c.overtaken)
             continue
         result.admitted.append((c.run_id, fitted))
@@ -395,9 +403,10 @@ def infeasible_reason(cluster: Cluster, c: Candidate) -> str | None:
         if most < d.gpus:
             kind = d.gpu_type or "GPU"
             where = cluster.pools_text(c.group)
+            if cluster.group_pools.get(c.group):
+                where += f" of group '{c.group}'"
             have = "no node has any" if most == 0 else f"no node has more than {most}"
             return (
-                f"replica {d.replica} requests {d.gpus} × {kind} on one node, but {have} in "
-                f"{where} of group '{c.group}'"
+                f"replica {d.replica} requests {d.gpus} × {kind} on one node, but {have} in {where}"
             )
     return None

@@ -569,7 +569,7 @@ def assign_pool_group(ctx: ServiceContext, pool: str, group: str) -> Pool:
                 f"group '{group}' and move GPUs into it instead",
                 fields={"pool": pool, "group": group},
             )
-        row.group_id = group_row.id
+        row.group = group_row
         session.flush()
         result = next(p for p in _pools(session) if p.name == pool)
     ctx.wake_launcher()
@@ -750,6 +750,8 @@ def list_queue(ctx: ServiceContext, *, project: str | None = None) -> list[Queue
     them), with each run's position and why it waits."""
     now = utcnow()
     with ctx.db.read() as session:
+        if project is not None:
+            load_project(session, project)  # NotFoundError naming how to create it
         queued = store.list_queued(session)
         ordered = [q for q in queued if q.start_immediately] + [
             q for q in queued if not q.start_immediately
