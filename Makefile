@@ -69,6 +69,8 @@ bench: $(STAMP) .venv-bench/.installed
 	$(BIN)/python bench/launch.py --peer-python .venv-bench/bin/python
 	$(BIN)/python bench/server_start.py --peer-python .venv-bench/bin/python
 	$(BIN)/python bench/dashboard.py
+	$(BIN)/python bench/scheduler.py
+	$(BIN)/python bench/scheduler_db.py
 
 clean:
 	rm -rf $(VENV) .venv-bench build .mypy_cache .ruff_cache .pytest_cache

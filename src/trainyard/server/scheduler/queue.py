@@ -74,10 +74,14 @@ class Launcher:
                 # Woken: something changed here (a submission, a run ended, pools moved).
                 # A poll only passes when the database says something changed elsewhere
                 # (another server) or a queue timeout is due.
-                needed, seen = pass_needed(self.ctx, None if woken else self._seen)
-                if needed:
+                if woken:
                     self.drain()
-                    self._seen = seen if self._last_pass_empty else None
+                    self._seen = None  # the next poll takes a fingerprint (and passes once)
+                else:
+                    needed, seen = pass_needed(self.ctx, self._seen)
+                    if needed:
+                        self.drain()
+                        self._seen = seen if self._last_pass_empty else None
                 self._heartbeat()
             except Exception:
                 # A database hiccup must not kill the launcher; the next wake or poll retries.

@@ -681,7 +681,11 @@ def schedule_pass(
                 [_candidate(q) for q in queued],
                 backfill_limit=ctx.settings.scheduler.backfill_limit,
             )
-            gpu_index = {g.uuid: f"{g.node.name}:{g.index}" for g in store.list_gpus(session)}
+            gpu_index = (
+                {g.uuid: f"{g.node.name}:{g.index}" for g in store.list_gpus(session)}
+                if any(p.gpus for _, placements in decided.admitted for p in placements)
+                else {}
+            )
             for run_id, placements in decided.admitted:
                 if limit is not None and len(admitted) >= limit:
                     break
@@ -701,17 +705,24 @@ def schedule_pass(
                 row.claimed_at = now
                 ctx.launching.add(run_id)
                 admitted.append(run_id)
-            for run_id, count in decided.overtaken.items():
-                session.execute(update(RunRow).where(RunRow.id == run_id).values(overtaken=count))
+            session.flush()
+            if decided.overtaken:
+                # ORM bulk UPDATE by primary key: one executemany, however many rows.
+                session.execute(
+                    update(RunRow),
+                    [{"id": i, "overtaken": n} for i, n in decided.overtaken.items()],
+                )
             by_id = {q.id: q for q in queued}
-            for run_id, blocked in decided.blocked.items():
-                if by_id[run_id].reason != blocked.reason:
-                    session.execute(
-                        update(RunRow).where(RunRow.id == run_id).values(reason=blocked.reason)
-                    )
-                    event_store.insert_event(
-                        session, run_id, "info", reason=WAITING, message=blocked.reason
-                    )
+            changed = [
+                (run_id, blocked.reason)
+                for run_id, blocked in decided.blocked.items()
+                if by_id[run_id].reason != blocked.reason
+            ]
+            if changed:
+                session.execute(update(RunRow), [{"id": i, "reason": r} for i, r in changed])
+                event_store.insert_events(
+                    session, [(i, "info", WAITING, reason) for i, reason in changed], time=now
+                )
     except IntegrityError:
         # Another holder of one of these GPUs: nothing of this pass was written.
         log.warning("scheduling pass conflicted on a GPU allocation; retrying", exc_info=True)

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from trainyard.core.models import Event
 from trainyard.core.status import RunStatus
 from trainyard.server.store.tables import EventRow, utcnow
 
-__all__ = ["get_last_event", "has_event", "insert_event", "list_events", "to_event"]
+__all__ = [
+    "get_last_event",
+    "has_event",
+    "insert_event",
+    "insert_events",
+    "list_events",
+    "to_event",
+]
 
 
 def to_event(row: EventRow) -> Event:
@@ -48,6 +55,28 @@ def insert_event(
     )
     session.add(row)
     return row
+
+
+def insert_events(
+    session: Session, events: list[tuple[int, str, str, str]], *, time: datetime | None = None
+) -> None:
+    """Many ``(run_id, kind, reason, message)`` events in one executemany."""
+    when = time or utcnow()
+    session.execute(
+        insert(EventRow),
+        [
+            {
+                "run_id": run_id,
+                "time": when,
+                "kind": kind,
+                "status": None,
+                "replica": None,
+                "reason": reason,
+                "message": message,
+            }
+            for run_id, kind, reason, message in events
+        ],
+    )
 
 
 def list_events(
