@@ -33,10 +33,18 @@ __all__ = [
 ]
 
 
-def load_cluster(session: Session, nodes: Collection[str] | None) -> tuple[Cluster, dict[str, int]]:
+def load_cluster(
+    session: Session,
+    nodes: Collection[str] | None,
+    *,
+    gpus: bool = True,
+    reservations: bool = True,
+) -> tuple[Cluster, dict[str, int]]:
     """The cluster as it is now (nodes limited to ``nodes`` when given) and GPU ids by
-    UUID."""
-    reserved = store.active_reservations(session)
+    UUID. ``gpus=False`` leaves GPUs and pools out (for runs that ask for none: fewer
+    queries on the submit → running path); ``reservations=False`` ignores what is held
+    (for capacity checks)."""
+    reserved = store.active_reservations(session) if reservations else {}
     node_states = []
     for n in store.list_nodes(session):
         if nodes is not None and n.name not in nodes:
@@ -47,6 +55,8 @@ def load_cluster(session: Session, nodes: Collection[str] | None) -> tuple[Clust
                 n.name, n.cpu_millis - cpu, n.memory_bytes - mem, n.cpu_millis, n.memory_bytes
             )
         )
+    if not gpus:
+        return Cluster(node_states, [], []), {}
     pools = [PoolState(p.name, p.group.name, p.gpu_type) for p in store.list_pools(session)]
     exclusive: set[int] = set()
     shared: dict[int, int] = {}
@@ -80,8 +90,9 @@ def check_schedulable(session: Session, project: ProjectRow, spec: TaskSpec) -> 
     """UnsupportedError when no placement of ``spec`` could ever exist on the cluster as it
     is (too many GPUs of a type for any node of the group's pools, or more CPU or memory than
     any node has), rather than queueing it forever."""
-    cluster, _ = load_cluster(session, None)
     demands = tuple(replica_demands(spec))
+    wants_gpus = any(d.gpus for d in demands)
+    cluster, _ = load_cluster(session, None, gpus=wants_gpus, reservations=False)
     reason = infeasible_reason(cluster, Candidate(0, project.group.name, demands))
     if reason is None:
         return

@@ -75,7 +75,7 @@ class Launcher:
                 # A poll only passes when the database says something changed elsewhere
                 # (another server) or a queue timeout is due.
                 if woken:
-                    self.drain()
+                    self.drain(fresh=True)
                     self._seen = None  # the next poll takes a fingerprint (and passes once)
                 else:
                     needed, seen = pass_needed(self.ctx, self._seen)
@@ -93,11 +93,15 @@ class Launcher:
             self._last_heartbeat = now
             heartbeat(self.ctx.db, self.ctx.node_name)
 
-    def drain(self) -> int:
-        """Schedule and launch until a pass admits nothing (or the launcher is stopping)."""
+    def drain(self, *, fresh: bool = False) -> int:
+        """Schedule and launch until a pass admits nothing (or the launcher is stopping).
+        ``fresh``: just woken by a change (most often a submission), so the first pass goes
+        straight to its write transaction."""
         launched = 0
+        check_empty = not fresh
         while not self._stopping.is_set():
-            admitted = self._pass()
+            admitted = self._pass(check_empty=check_empty)
+            check_empty = True
             if not admitted:
                 break
             for run_id in admitted:
@@ -105,10 +109,10 @@ class Launcher:
                 launched += 1
         return launched
 
-    def _pass(self) -> list[int]:
+    def _pass(self, *, check_empty: bool = True) -> list[int]:
         nodes = [self.ctx.node_name] if self.ctx.node_name else []
         try:
-            admitted = schedule_pass(self.ctx, self.instance_id, nodes)
+            admitted = schedule_pass(self.ctx, self.instance_id, nodes, check_empty=check_empty)
         except Exception:
             log.exception("scheduling pass failed")
             admitted = []

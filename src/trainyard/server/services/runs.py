@@ -76,9 +76,9 @@ def transition(
     session.flush()
 
 
-def load_run(session: Session, run_id: int, *, lock: bool = False) -> RunRow:
-    """The run row, or NotFoundError "run 42 not found"."""
-    row = store.get_run(session, run_id, lock=lock)
+def load_run(session: Session, run_id: int, *, lock: bool = False, light: bool = False) -> RunRow:
+    """The run row, or NotFoundError "run 42 not found" (``light``: see store.get_run)."""
+    row = store.get_run(session, run_id, lock=lock, light=light)
     if row is None:
         raise NotFoundError(f"run {run_id} not found", fields={"run_id": run_id})
     return row

@@ -622,7 +622,7 @@ def _time_out(session: Session, row: store.QueuedRow, now: datetime) -> bool:
     waited = (now - row.created_at).total_seconds()
     if waited < row.timeout_seconds:
         return False
-    run = load_run(session, row.id, lock=True)
+    run = load_run(session, row.id, lock=True, light=True)
     if RunStatus(run.status) is not RunStatus.QUEUED:
         return True
     detail = f" ({row.reason})" if row.reason else ""
@@ -650,22 +650,30 @@ def pass_needed(ctx: ServiceContext, last: tuple[Any, ...] | None) -> tuple[bool
 
 
 def schedule_pass(
-    ctx: ServiceContext, by: str, nodes: Collection[str], *, limit: int | None = None
+    ctx: ServiceContext,
+    by: str,
+    nodes: Collection[str],
+    *,
+    limit: int | None = None,
+    check_empty: bool = True,
 ) -> list[int]:
     """Admit what fits of the queue onto ``nodes`` (those this server launches on): runs go
     ``queued -> starting`` with their placements and GPU allocations, in one transaction.
     Returns the admitted run ids, already added to ``ctx.launching``; the caller launches
     them. Also ends runs whose queue ``timeout`` has passed, and records why the others wait.
     ``limit`` admits at most that many (the rest stay queued for the next pass).
+    ``check_empty``: look for a queued run in a read transaction first, so an empty queue
+    costs no write transaction (the launcher skips it right after a submission).
     """
-    with ctx.db.read() as session:
-        if (
-            session.execute(
-                select(RunRow.id).where(RunRow.status == RunStatus.QUEUED.value).limit(1)
-            ).first()
-            is None
-        ):
-            return []
+    if check_empty:
+        with ctx.db.read() as session:
+            if (
+                session.execute(
+                    select(RunRow.id).where(RunRow.status == RunStatus.QUEUED.value).limit(1)
+                ).first()
+                is None
+            ):
+                return []
     admitted: list[int] = []
     try:
         with ctx.db.write() as session:
@@ -675,7 +683,9 @@ def schedule_pass(
             if not queued:
                 return []
             _fill_missing_demand(session, queued)
-            cluster, gpu_ids = load_cluster(session, nodes)
+            cluster, gpu_ids = load_cluster(
+                session, nodes, gpus=any(q.gpus or q.start_immediately for q in queued)
+            )
             decided = plan(
                 cluster,
                 [_candidate(q) for q in queued],
@@ -689,11 +699,13 @@ def schedule_pass(
             for run_id, placements in decided.admitted:
                 if limit is not None and len(admitted) >= limit:
                     break
-                row = load_run(session, run_id, lock=True)
+                row = load_run(session, run_id, lock=True, light=True)
                 if RunStatus(row.status) is not RunStatus.QUEUED:
                     continue
                 store.insert_placements(session, run_id, placements)
                 store.insert_allocations(session, run_id, placements, gpu_ids)
+                row.claimed_by = by  # written with the status change below
+                row.claimed_at = now
                 transition(
                     session,
                     row,
@@ -701,8 +713,6 @@ def schedule_pass(
                     f"launching on {ctx.executor.name}: {_placed_text(placements)}",
                     message=_placement_lines(placements, gpu_index),
                 )
-                row.claimed_by = by
-                row.claimed_at = now
                 ctx.launching.add(run_id)
                 admitted.append(run_id)
             session.flush()

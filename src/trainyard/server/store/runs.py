@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from trainyard.core.models import GitInfo, Placement, Replica, Run, TaskSpec
 from trainyard.core.status import ReplicaStatus, RunStatus
@@ -148,13 +149,21 @@ def insert_run(
     )
     session.add(row)
     session.flush()
+    # A new run has no replicas or placements yet: say so instead of querying for them.
+    set_committed_value(row, "replicas", [])
+    set_committed_value(row, "placements", [])
     return row
 
 
-def get_run(session: Session, run_id: int, *, lock: bool = False) -> RunRow | None:
+def get_run(
+    session: Session, run_id: int, *, lock: bool = False, light: bool = False
+) -> RunRow | None:
     """The run, or None. ``lock`` takes its row lock (PostgreSQL) for a read-modify-write;
-    on SQLite the write transaction already holds the database lock."""
+    on SQLite the write transaction already holds the database lock. ``light`` loads its
+    replicas and placements only if they are used (a status change needs neither)."""
     stmt = select(RunRow).where(RunRow.id == run_id).execution_options(populate_existing=True)
+    if light:
+        stmt = stmt.options(lazyload(RunRow.replicas), lazyload(RunRow.placements))
     if lock:
         stmt = stmt.with_for_update(of=RunRow)
     return session.scalars(stmt).first()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import case, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from trainyard.core.models import Placement
@@ -120,17 +120,15 @@ def list_gpus(session: Session, *, node_id: int | None = None) -> list[GpuRow]:
 
 
 def lock_scheduler(session: Session, by: str) -> None:
-    """Serialise scheduling passes across servers: lock the scheduler row until commit
-    (PostgreSQL ``FOR UPDATE``; on SQLite the write transaction already excludes others)."""
-    row = session.scalars(
-        select(SchedulerRow).where(SchedulerRow.id == 1).with_for_update()
-    ).first()
-    if row is None:  # pragma: no cover - migration 0003 inserts it
-        row = SchedulerRow(id=1, pass_by="")
-        session.add(row)
-    row.pass_at = utcnow()
-    row.pass_by = by[:64]
-    session.flush()
+    """Serialise scheduling passes across servers: one UPDATE of the scheduler row, whose
+    row lock (PostgreSQL) is held until the transaction ends; on SQLite the write
+    transaction already excludes every other writer."""
+    session.execute(
+        update(SchedulerRow)
+        .where(SchedulerRow.id == 1)
+        .values(pass_at=utcnow(), pass_by=by[:64])
+        .execution_options(synchronize_session=False)
+    )
 
 
 @dataclass(frozen=True)
@@ -234,13 +232,15 @@ def count_ahead(session: Session, run: RunRow, group_id: int) -> tuple[int, int]
     ahead = (RunRow.priority > run.priority) | (
         (RunRow.priority == run.priority) & (RunRow.id < run.id)
     )
-    base = select(func.count(RunRow.id)).where(RunRow.status == RunStatus.QUEUED.value, ahead)
-    total = session.execute(base).scalar_one()
-    in_group = session.execute(
-        base.join(ProjectRow, ProjectRow.id == RunRow.project_id).where(
-            ProjectRow.group_id == group_id
+    stmt = (
+        select(
+            func.count(RunRow.id),
+            func.coalesce(func.sum(case((ProjectRow.group_id == group_id, 1), else_=0)), 0),
         )
-    ).scalar_one()
+        .join(ProjectRow, ProjectRow.id == RunRow.project_id)
+        .where(RunRow.status == RunStatus.QUEUED.value, ahead)
+    )
+    total, in_group = session.execute(stmt).one()
     return int(in_group), int(total)
 
 
@@ -336,11 +336,16 @@ def active_reservations(session: Session) -> dict[str, tuple[int, int]]:
 
 def release_run(session: Session, run_id: int) -> None:
     """Free everything the run holds (its placements stay, marked released)."""
-    session.execute(delete(GpuAllocationRow).where(GpuAllocationRow.run_id == run_id))
+    session.execute(
+        delete(GpuAllocationRow)
+        .where(GpuAllocationRow.run_id == run_id)
+        .execution_options(synchronize_session=False)
+    )
     session.execute(
         update(PlacementRow)
         .where(PlacementRow.run_id == run_id, PlacementRow.released_at.is_(None))
         .values(released_at=utcnow())
+        .execution_options(synchronize_session=False)
     )
 
 
