@@ -32,12 +32,14 @@ stop: $(STAMP)
 	@$(BIN)/trainyard server-stop
 
 ## make test: install the dev dependencies, lint, type-check, run the whole suite
-## (SQLite, then the server and end-to-end suites again on PostgreSQL).
+## (SQLite, then the server and end-to-end suites again on PostgreSQL; the CLI's scheduling
+## commands once only: scheduling on PostgreSQL has its own tests in the first pass).
 test: $(STAMP) chromium lint types
 	$(BIN)/pytest -q -m "not soak" -p no:cacheprovider
 	TRAINYARD_TEST_DB=postgresql $(BIN)/pytest -q -m "not soak" -p no:cacheprovider \
 		tests/e2e tests/integration/cli \
-		tests/integration/server/test_lifecycle.py tests/integration/server/test_restart.py
+		tests/integration/server/test_lifecycle.py tests/integration/server/test_restart.py \
+		--ignore=tests/integration/cli/test_cli_scheduling.py
 
 ## Debian's chromium drives the browser tests (playwright never downloads a browser here).
 chromium:
