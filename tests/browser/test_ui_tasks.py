@@ -101,6 +101,10 @@ def test_run_from_the_task_form_goes_queued_running_complete(
     seed.fill("7")
     mode.select_option("slow")
     page.get_by_label(re.compile("^verbose")).check()
+    # Scheduling: priority and DKube's "start immediately" go with the submission.
+    expect(page.get_by_label(re.compile("^priority"))).to_have_value("0")
+    page.get_by_label(re.compile("^priority")).fill("3")
+    page.get_by_label("start immediately").check()
     page.get_by_role("button", name="Run").click()
     page.wait_for_url(re.compile(r"/runs/\d+$"))
     run_id = int(page.url.rsplit("/", 1)[1])
@@ -128,6 +132,7 @@ def test_run_from_the_task_form_goes_queued_running_complete(
     assert run["parameters"]["mode"] == "slow"
     assert run["parameters"]["verbose"] is True
     assert run["parameters"]["rate"] == 0.5
+    assert run["priority"] == 3 and run["start_immediately"] is True
     lines = page.locator("#log-lines .line")
     expect(lines.filter(has_text="seed=7 rate=0.5 mode=slow verbose=true")).to_have_count(2)
 
