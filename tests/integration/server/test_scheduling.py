@@ -92,6 +92,34 @@ def test_registration_keeps_pools_and_marks_missing_gpus(ctx: ServiceContext) ->
     assert {p.name: p.total for p in service.list_pools(ctx)} == {"default": 1, "h100": 1}
 
 
+def test_servers_starting_together_register_one_node(ctx: ServiceContext) -> None:
+    """Four servers of one machine starting at once: one node, its GPUs once, no error."""
+    from trainyard.executors.nvml import DiscoveredGpu
+
+    found = [DiscoveredGpu(i, f"GPU-together-{i}", "A100-SXM4-80GB", 80 << 30) for i in range(2)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def start() -> None:
+        try:
+            barrier.wait()
+            service.register_node(
+                ctx.db, "node-b", cpu_millis=4000, memory_bytes=1 << 33, gpus=found
+            )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    nodes = {n.name: n for n in service.list_nodes(ctx)}
+    assert sorted(nodes) == ["node-a", "node-b"]
+    assert [g.uuid for g in nodes["node-b"].gpus] == ["GPU-together-0", "GPU-together-1"]
+
+
 def test_node_errors(ctx: ServiceContext) -> None:
     with pytest.raises(NotFoundError, match=r"node 'nope' not found \(known nodes: node-a\)"):
         service.simulate_gpus(ctx, "nope", 1, V100)

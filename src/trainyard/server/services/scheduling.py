@@ -136,7 +136,28 @@ def register_node(
 ) -> None:
     """Insert or refresh the node ``name`` with what was found on it. New GPUs join the
     default pool; known ones keep their pool; real GPUs no longer found are marked absent
-    (kept: a run may still hold one) and come back when found again."""
+    (kept: a run may still hold one) and come back when found again.
+
+    Several servers of one machine may start at once and register the same node: the one
+    that loses the race on a unique key (node name, GPU UUID) tries again and finds the rows.
+    """
+    for attempt in range(3):
+        try:
+            _register_node(db, name, cpu_millis, memory_bytes, gpus)
+            return
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            log.info("node %s: registered concurrently by another server; retrying", name)
+
+
+def _register_node(
+    db: Database,
+    name: str,
+    cpu_millis: int,
+    memory_bytes: int,
+    gpus: Collection[DiscoveredGpu],
+) -> None:
     now = utcnow()
     with db.write() as session:
         node = store.get_node(session, name)
