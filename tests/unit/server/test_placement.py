@@ -643,3 +643,16 @@ def test_feasible_runs_have_no_infeasible_reason() -> None:
     assert infeasible_reason(c, run(1, demand(gpus=8, cpus=64, memory_gib=512))) is None
     assert infeasible_reason(c, run(2, *replicas(3, 0, cpus=64))) is None
     assert infeasible_reason(c, run(3, demand(gpus=2, gpu_type="a100"))) is None
+
+
+def test_a_gpu_replica_short_of_cpu_where_its_gpus_are_says_cpu() -> None:
+    """The GPUs are free on n1, whose CPU is taken; n2 has CPU but no GPU. The run waits for
+    CPU (not for GPUs), and as a head short of CPU it holds CPU-only runs behind it too."""
+    busy = NodeState("n1", 500, 512 * GiB, cpu_total=64_000)
+    c = cluster([busy, node("n2")], gpus("n1", 4))
+    queue = [run(1, demand(gpus=2, cpus=4)), run(2, demand(gpus=0, cpus=1))]
+    p = plan(c, queue, backfill_limit=0)
+
+    assert p.blocked[1].lack == "cpu"
+    assert p.blocked[1].reason == "waiting for CPU: replica worker-0 needs 4 free on one node"
+    assert p.blocked[2].lack == "held"

@@ -200,32 +200,38 @@ class Cluster:
 def _fit_replica(
     cluster: Cluster, group: str, d: ReplicaDemand
 ) -> tuple[str, _Bucket | None] | Lack:
-    """The best node (and GPU bucket) for one replica, or what is missing."""
+    """The best node (and GPU bucket) for one replica, or what is missing: "gpu" when no node
+    has its GPUs free; otherwise what the nodes that do have them lack ("cpu" or "memory"),
+    so the reason names the real shortage."""
     best: tuple[tuple[int, int, str], str, _Bucket | None] | None = None
-    resources_ok = False
-    lack: Lack = "cpu"
+    short_of: set[Lack] = set()
     for node in cluster.nodes.values():
+        bucket: _Bucket | None = None
+        left = 0
+        if d.gpus:
+            fits = [
+                (len(cluster.free[key]) - d.gpus, key)
+                for key in cluster.buckets(group, node.name, d.gpu_type, free=True)
+                if len(cluster.free[key]) >= d.gpus
+            ]
+            if not fits:
+                continue  # this node cannot give the GPUs, whatever its CPU and memory
+            left, bucket = min(fits)
         if node.cpu_free < d.cpu_millis:
+            short_of.add("cpu")
             continue
         if node.memory_free < d.memory_bytes:
-            lack = "memory"
+            short_of.add("memory")
             continue
-        resources_ok = True
-        if d.gpus == 0:
-            # Non-GPU replicas: the node with the most free CPU, so GPU nodes keep room.
-            score = (0, -node.cpu_free, node.name)
-            if best is None or score < best[0]:
-                best = (score, node.name, None)
-            continue
-        for key in cluster.buckets(group, node.name, d.gpu_type, free=True):
-            left = len(cluster.free[key]) - d.gpus
-            if left < 0:
-                continue
-            score = (left, -node.cpu_free, node.name)
-            if best is None or score < best[0]:
-                best = (score, node.name, key)
+        # GPU replicas: best fit (fewest GPUs left in the bucket). CPU-only replicas: the
+        # node with the most free CPU, so GPU nodes keep room.
+        score = (left, -node.cpu_free, node.name)
+        if best is None or score < best[0]:
+            best = (score, node.name, bucket)
     if best is None:
-        return "gpu" if resources_ok else lack
+        if not short_of:
+            return "gpu" if d.gpus else "cpu"
+        return "cpu" if "cpu" in short_of else "memory"
     return best[1], best[2]
 
 
