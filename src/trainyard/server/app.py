@@ -21,7 +21,16 @@ from trainyard.core.errors import UnsupportedError
 from trainyard.core.settings import Settings
 from trainyard.executors.base import Executor
 from trainyard.server.errors import install_error_handlers
-from trainyard.server.routers import health, logs, projects, runs, scheduling, snapshots, tasks
+from trainyard.server.routers import (
+    health,
+    logs,
+    metrics,
+    projects,
+    runs,
+    scheduling,
+    snapshots,
+    tasks,
+)
 from trainyard.server.scheduler.queue import Launcher
 from trainyard.server.services.context import ServiceContext
 from trainyard.server.services.projects import ensure_default_project
@@ -111,7 +120,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, projects, tasks, runs, logs, snapshots, scheduling):
+    for module in (health, projects, tasks, runs, logs, snapshots, scheduling, metrics):
         app.include_router(module.router, prefix=API_PREFIX)
     # The web UI: HTML pages at the root, their CSS/JS under /static.
     app.include_router(pages.router)

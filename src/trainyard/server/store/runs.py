@@ -13,6 +13,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from trainyard.core.models import GitInfo, Placement, Replica, Run, TaskSpec
 from trainyard.core.status import ReplicaStatus, RunStatus
+from trainyard.server.store.metrics import delete_run_metrics
 from trainyard.server.store.tables import (
     EventRow,
     GpuAllocationRow,
@@ -274,6 +275,7 @@ def delete_run(session: Session, run: RunRow) -> None:
     """Delete the run with its events and replicas (explicit deletes, so SQLite without
     foreign-key enforcement leaves no orphans either)."""
     session.execute(delete(EventRow).where(EventRow.run_id == run.id))
+    delete_run_metrics(session, run.id)
     session.execute(delete(GpuAllocationRow).where(GpuAllocationRow.run_id == run.id))
     session.execute(delete(PlacementRow).where(PlacementRow.run_id == run.id))
     session.execute(delete(ReplicaRow).where(ReplicaRow.run_id == run.id))

@@ -15,9 +15,11 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -35,11 +37,15 @@ __all__ = [
     "GpuAllocationRow",
     "GpuRow",
     "GroupRow",
+    "MetricBatchRow",
+    "MetricChunkRow",
+    "MetricSeriesRow",
     "NodeRow",
     "PlacementRow",
     "PoolRow",
     "ProjectRow",
     "ReplicaRow",
+    "RunParamRow",
     "RunRow",
     "SchedulerRow",
     "SnapshotRow",
@@ -330,3 +336,64 @@ class GpuAllocationRow(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     replica: Mapped[str] = mapped_column(String(80))
     shared: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class MetricSeriesRow(Base):
+    """One metric key of one run, with its summary (what tables and leaderboards read)."""
+
+    __tablename__ = "metric_series"
+    __table_args__ = (UniqueConstraint("run_id", "key", name="uq_metric_series_run_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(250))
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_value: Mapped[float] = mapped_column(Float, default=0.0)
+    last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_time: Mapped[float] = mapped_column(Float, default=0.0)
+    min_value: Mapped[float] = mapped_column(Float, default=0.0)
+    max_value: Mapped[float] = mapped_column(Float, default=0.0)
+    first_time: Mapped[float] = mapped_column(Float, default=0.0)
+    # The step the next point without one gets (one past the largest step seen).
+    next_step: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class MetricChunkRow(Base):
+    """Up to 1,024 consecutive points of a series, packed (see ``store.metrics``), with
+    their step and value ranges so windows and charts skip whole chunks."""
+
+    __tablename__ = "metric_chunks"
+    __table_args__ = (UniqueConstraint("series_id", "seq", name="uq_metric_chunks_series_seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("metric_series.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(Integer)
+    min_step: Mapped[int] = mapped_column(BigInteger)
+    max_step: Mapped[int] = mapped_column(BigInteger)
+    min_time: Mapped[float] = mapped_column(Float)
+    max_time: Mapped[float] = mapped_column(Float)
+    min_value: Mapped[float] = mapped_column(Float)
+    max_value: Mapped[float] = mapped_column(Float)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class MetricBatchRow(Base):
+    """A batch already applied (its id sent by the client): a retried batch is not applied
+    twice."""
+
+    __tablename__ = "metric_batches"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RunParamRow(Base):
+    """A param the run logged (the SDK, the MLflow API): text, immutable once logged."""
+
+    __tablename__ = "run_params"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,154 @@
+"""Tracked metrics and params: what a run logs about itself (the SDK, the MLflow API).
+
+A **series** is every value logged under one key of one run (``loss``, ``val/acc``); each
+point has a step (an integer, per key), a time (epoch seconds) and a value (a finite float).
+A series' **summary** (count, last value and step, min, max) is kept up to date on every
+write, so tables and leaderboards never read points. **Params** are a run's logged
+hyper-parameters, stored as strings and immutable once logged (as in MLflow).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainyard.core.errors import InvalidInputError
+
+__all__ = [
+    "MAX_BATCH_POINTS",
+    "MAX_KEY_LENGTH",
+    "MAX_PARAM_VALUE_LENGTH",
+    "MetricPoint",
+    "MetricSeries",
+    "MetricSummary",
+    "check_key",
+    "check_value",
+    "downsample",
+    "param_text",
+]
+
+MAX_KEY_LENGTH = 250
+MAX_BATCH_POINTS = 10_000
+MAX_PARAM_VALUE_LENGTH = 6_000
+INT64 = 2**63
+_KEY = re.compile(r"^[A-Za-z0-9_\-./ :]+$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MetricPoint(_Model):
+    key: str
+    value: float
+    step: int | None = None  # None: the series' next step
+    time: float | None = None  # epoch seconds; None: the server's time
+
+
+class MetricSummary(_Model):
+    key: str
+    count: int
+    last_value: float
+    last_step: int
+    last_time: float
+    min_value: float
+    max_value: float
+    first_time: float
+
+
+class MetricSeries(_Model):
+    key: str
+    points: list[tuple[int, float, float]] = Field(default_factory=list)  # (step, time, value)
+    total: int = 0  # points in the series (or in the requested window)
+    downsampled: bool = False
+
+
+def check_key(key: str, what: str = "metric") -> str:
+    """``key`` if it is a valid metric or param name, else InvalidInputError naming it."""
+    if not key or len(key) > MAX_KEY_LENGTH or not _KEY.match(key) or key != key.strip():
+        shown = key if len(key) <= 60 else key[:57] + "..."
+        raise InvalidInputError(
+            f"{what} key {shown!r} is invalid: use 1 to {MAX_KEY_LENGTH} letters, digits and "
+            "'_', '-', '.', '/', ' ', ':' (no leading or trailing space)",
+            fields={"key": shown, "length": len(key)},
+        )
+    return key
+
+
+def check_value(key: str, value: Any, step: int | None) -> float:
+    """``value`` as a finite float, else InvalidInputError naming the key and step."""
+    at = f" at step {step}" if step is not None else ""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInputError(
+            f"metric {key!r}{at}: value {value!r} is not a number",
+            fields={"key": key, "step": step},
+        )
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidInputError(
+            f"metric {key!r}{at}: value {number} is not a finite number; log finite values "
+            "(e.g. skip the step, or clip)",
+            fields={"key": key, "step": step},
+        )
+    if step is not None and not -INT64 <= step < INT64:
+        raise InvalidInputError(
+            f"metric {key!r}: step {step} does not fit in 64 bits",
+            fields={"key": key, "step": step},
+        )
+    return number
+
+
+def param_text(key: str, value: Any) -> str:
+    """A param value as stored: its text (``True`` -> ``true``, numbers as Python writes
+    them); InvalidInputError for containers or over-long values."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str | int | float) or value is None:
+        text = "" if value is None else str(value)
+    else:
+        raise InvalidInputError(
+            f"param {key!r}: {type(value).__name__} values cannot be logged; log a string or "
+            "a number",
+            fields={"key": key},
+        )
+    if len(text) > MAX_PARAM_VALUE_LENGTH:
+        raise InvalidInputError(
+            f"param {key!r}: value of {len(text)} characters, at most "
+            f"{MAX_PARAM_VALUE_LENGTH} allowed",
+            fields={"key": key, "length": len(text)},
+        )
+    return text
+
+
+def downsample(
+    steps: list[int], times: list[float], values: list[float], max_points: int
+) -> list[tuple[int, float, float]]:
+    """At most ``max_points`` points (by step) that keep the shape of the series: the points
+    are cut into ``max_points // 2`` buckets of consecutive points and each bucket keeps its
+    lowest and highest value, in step order (min/max buckets: spikes are never lost, unlike
+    averaging or taking every n-th point). The first and last points are always kept."""
+    n = len(steps)
+    if n <= max_points:
+        return list(zip(steps, times, values, strict=True))
+    buckets = max(1, (max_points - 2) // 2)
+    out: list[tuple[int, float, float]] = [(steps[0], times[0], values[0])]
+    size = (n - 2) / buckets
+    for b in range(buckets):
+        start = 1 + int(b * size)
+        stop = 1 + int((b + 1) * size)
+        if stop <= start:
+            continue
+        lo = hi = start
+        for i in range(start + 1, stop):
+            v = values[i]
+            if v < values[lo]:
+                lo = i
+            elif v > values[hi]:
+                hi = i
+        for i in sorted({lo, hi}):
+            out.append((steps[i], times[i], values[i]))
+    out.append((steps[-1], times[-1], values[-1]))
+    return out

@@ -1,0 +1,321 @@
+"""Metric storage: series per (run, key) with a summary row, points packed in chunks.
+
+Why chunks rather than a row per point (as MLflow stores them): a run logging a few keys
+for 100,000 steps would be 100,000s of rows, each with its own index entries; 10⁸ points
+across a project would be a table of 10⁸ rows. Packed, a chunk of up to :data:`CHUNK`
+points is one row of 24 bytes per point (step int64, time float64, value float64, little
+endian) plus its step, time and value ranges, so:
+
+- appending a batch rewrites at most the series' last, partly filled chunk and adds new ones:
+  one summary update and a few row writes per key, whatever the batch size;
+- reading a whole history of 100,000 points is ~100 rows, decoded with ``array``;
+- a window (steps a..b) reads only the chunks whose step range overlaps it, and a chart
+  needing fewer points than the window holds is downsampled from those (min/max per bucket);
+- tables and leaderboards read the summary rows only (count, last, min, max).
+
+Points keep their arrival order inside a series; readers sort by step.
+"""
+
+from __future__ import annotations
+
+import sys
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from trainyard.server.store._dialect import insert
+from trainyard.server.store.tables import (
+    MetricBatchRow,
+    MetricChunkRow,
+    MetricSeriesRow,
+    RunParamRow,
+    utcnow,
+)
+
+__all__ = [
+    "CHUNK",
+    "Points",
+    "append_points",
+    "claim_batch",
+    "decode",
+    "delete_run_metrics",
+    "encode",
+    "get_series",
+    "list_params",
+    "list_series",
+    "read_points",
+    "upsert_params",
+]
+
+CHUNK = 1024
+_SWAP = sys.byteorder != "little"
+
+
+@dataclass
+class Points:
+    """Columns of points (same length): steps, times, values."""
+
+    steps: array[int]
+    times: array[float]
+    values: array[float]
+
+    @classmethod
+    def empty(cls) -> Points:
+        return cls(array("q"), array("d"), array("d"))
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def extend(self, other: Points) -> None:
+        self.steps.extend(other.steps)
+        self.times.extend(other.times)
+        self.values.extend(other.values)
+
+    def slice(self, start: int, stop: int) -> Points:
+        return Points(self.steps[start:stop], self.times[start:stop], self.values[start:stop])
+
+
+def encode(points: Points) -> bytes:
+    steps, times, values = (
+        array("q", points.steps),
+        array("d", points.times),
+        array("d", points.values),
+    )
+    if _SWAP:
+        steps.byteswap()
+        times.byteswap()
+        values.byteswap()
+    return steps.tobytes() + times.tobytes() + values.tobytes()
+
+
+def decode(data: bytes, count: int) -> Points:
+    steps, times, values = array("q"), array("d"), array("d")
+    width = 8 * count
+    steps.frombytes(data[:width])
+    times.frombytes(data[width : 2 * width])
+    values.frombytes(data[2 * width : 3 * width])
+    if _SWAP:
+        for part in (steps, times, values):
+            part.byteswap()
+    return Points(steps, times, values)
+
+
+def claim_batch(session: Session, run_id: int, batch_id: str) -> bool:
+    """Record that ``batch_id`` of ``run_id`` is being applied; False if it was before (the
+    caller then applies nothing). In the caller's transaction, so a failed batch leaves no
+    record and its retry is applied."""
+    stmt = (
+        insert(session, MetricBatchRow)
+        .values(run_id=run_id, batch_id=batch_id, received_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["run_id", "batch_id"])
+        .returning(MetricBatchRow.batch_id)
+    )
+    return session.execute(stmt).scalar() is not None
+
+
+def _series_for_update(session: Session, run_id: int, key: str) -> MetricSeriesRow:
+    """The series row of (run, key), created if missing, locked for this transaction."""
+    session.execute(
+        insert(session, MetricSeriesRow)
+        .values(
+            run_id=run_id,
+            key=key,
+            count=0,
+            last_value=0.0,
+            last_step=0,
+            last_time=0.0,
+            min_value=0.0,
+            max_value=0.0,
+            first_time=0.0,
+            next_step=0,
+        )
+        .on_conflict_do_nothing(index_elements=["run_id", "key"])
+    )
+    row = session.scalars(
+        select(MetricSeriesRow)
+        .where(MetricSeriesRow.run_id == run_id, MetricSeriesRow.key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    return row
+
+
+def append_points(
+    session: Session,
+    run_id: int,
+    key: str,
+    values: Sequence[float],
+    steps: Sequence[int | None],
+    times: Sequence[float],
+) -> None:
+    """Append points to the series (run, key): steps left None get the series' next steps.
+    Updates the summary; rewrites only the last chunk if it has room."""
+    series = _series_for_update(session, run_id, key)
+    new = Points.empty()
+    next_step = series.next_step
+    for value, step, time in zip(values, steps, times, strict=True):
+        if step is None:
+            step = next_step
+        next_step = max(next_step, step + 1)
+        new.steps.append(step)
+        new.times.append(time)
+        new.values.append(value)
+    if not len(new):
+        return
+    _update_summary(series, new)
+    series.next_step = next_step
+
+    last = None
+    if series.count:
+        last = session.scalars(
+            select(MetricChunkRow)
+            .where(MetricChunkRow.series_id == series.id)
+            .order_by(MetricChunkRow.seq.desc())
+            .limit(1)
+        ).first()
+    offset = 0
+    if last is not None and last.count < CHUNK:
+        room = CHUNK - last.count
+        merged = decode(last.data, last.count)
+        merged.extend(new.slice(0, room))
+        _fill(last, merged)
+        offset = room
+    seq = last.seq + 1 if last is not None else 0
+    while offset < len(new):
+        chunk = MetricChunkRow(series_id=series.id, seq=seq)
+        _fill(chunk, new.slice(offset, offset + CHUNK))
+        session.add(chunk)
+        offset += CHUNK
+        seq += 1
+    series.count += len(new)
+    session.flush()
+
+
+def _update_summary(series: MetricSeriesRow, new: Points) -> None:
+    lo, hi = min(new.values), max(new.values)
+    if series.count == 0:
+        series.min_value, series.max_value = lo, hi
+        series.first_time = min(new.times)
+        series.last_step = new.steps[0] - 1  # so the loop below takes the first point
+        series.last_time = new.times[0]
+    else:
+        series.min_value = min(series.min_value, lo)
+        series.max_value = max(series.max_value, hi)
+        series.first_time = min(series.first_time, min(new.times))
+    # "Last" is the point with the highest step, the latest of equal steps (MLflow's
+    # latest value).
+    for step, time, value in zip(new.steps, new.times, new.values, strict=True):
+        if (step, time) >= (series.last_step, series.last_time):
+            series.last_step, series.last_time, series.last_value = step, time, value
+
+
+def _fill(chunk: MetricChunkRow, points: Points) -> None:
+    chunk.count = len(points)
+    chunk.min_step, chunk.max_step = min(points.steps), max(points.steps)
+    chunk.min_time, chunk.max_time = min(points.times), max(points.times)
+    chunk.min_value, chunk.max_value = min(points.values), max(points.values)
+    chunk.data = encode(points)
+
+
+def get_series(session: Session, run_id: int, key: str) -> MetricSeriesRow | None:
+    return session.scalars(
+        select(MetricSeriesRow).where(MetricSeriesRow.run_id == run_id, MetricSeriesRow.key == key)
+    ).first()
+
+
+def list_series(session: Session, run_ids: Iterable[int]) -> list[MetricSeriesRow]:
+    ids = list(run_ids)
+    if not ids:
+        return []
+    return list(
+        session.scalars(
+            select(MetricSeriesRow)
+            .where(MetricSeriesRow.run_id.in_(ids))
+            .order_by(MetricSeriesRow.run_id, MetricSeriesRow.key)
+        )
+    )
+
+
+def read_points(
+    session: Session,
+    series_id: int,
+    *,
+    min_step: int | None = None,
+    max_step: int | None = None,
+) -> Points:
+    """The series' points (optionally only steps in [min_step, max_step]), by step."""
+    stmt = select(MetricChunkRow.count, MetricChunkRow.data).where(
+        MetricChunkRow.series_id == series_id
+    )
+    if min_step is not None:
+        stmt = stmt.where(MetricChunkRow.max_step >= min_step)
+    if max_step is not None:
+        stmt = stmt.where(MetricChunkRow.min_step <= max_step)
+    out = Points.empty()
+    for count, data in session.execute(stmt.order_by(MetricChunkRow.seq)):
+        out.extend(decode(data, count))
+    if min_step is not None or max_step is not None:
+        lo = min_step if min_step is not None else -(2**63)
+        hi = max_step if max_step is not None else 2**63 - 1
+        keep = [i for i, s in enumerate(out.steps) if lo <= s <= hi]
+        out = Points(
+            array("q", (out.steps[i] for i in keep)),
+            array("d", (out.times[i] for i in keep)),
+            array("d", (out.values[i] for i in keep)),
+        )
+    # Arrival order is usually step order already; sort only when it is not.
+    steps = out.steps
+    if any(steps[i] > steps[i + 1] for i in range(len(steps) - 1)):
+        order = sorted(range(len(steps)), key=lambda i: (steps[i], out.times[i]))
+        out = Points(
+            array("q", (out.steps[i] for i in order)),
+            array("d", (out.times[i] for i in order)),
+            array("d", (out.values[i] for i in order)),
+        )
+    return out
+
+
+def upsert_params(session: Session, run_id: int, params: dict[str, str]) -> dict[str, str]:
+    """Insert the params that are new; return the ones already logged with another value
+    (the caller refuses the request then, so nothing is written)."""
+    existing = {
+        r.key: r.value
+        for r in session.scalars(
+            select(RunParamRow).where(
+                RunParamRow.run_id == run_id, RunParamRow.key.in_(list(params))
+            )
+        )
+    }
+    clashes = {k: existing[k] for k, v in params.items() if k in existing and existing[k] != v}
+    if clashes:
+        return clashes
+    for key, value in params.items():
+        if key not in existing:
+            session.add(RunParamRow(run_id=run_id, key=key, value=value))
+    session.flush()
+    return {}
+
+
+def list_params(session: Session, run_ids: Iterable[int]) -> list[RunParamRow]:
+    ids = list(run_ids)
+    if not ids:
+        return []
+    return list(
+        session.scalars(
+            select(RunParamRow)
+            .where(RunParamRow.run_id.in_(ids))
+            .order_by(RunParamRow.run_id, RunParamRow.key)
+        )
+    )
+
+
+def delete_run_metrics(session: Session, run_id: int) -> None:
+    """Everything tracked for the run (explicit, so it goes even without foreign keys)."""
+    series = select(MetricSeriesRow.id).where(MetricSeriesRow.run_id == run_id)
+    session.execute(delete(MetricChunkRow).where(MetricChunkRow.series_id.in_(series)))
+    session.execute(delete(MetricSeriesRow).where(MetricSeriesRow.run_id == run_id))
+    session.execute(delete(MetricBatchRow).where(MetricBatchRow.run_id == run_id))
+    session.execute(delete(RunParamRow).where(RunParamRow.run_id == run_id))
