@@ -44,6 +44,9 @@ class ManifestFormat(StrEnum):
     NATIVE = "trainyard"
     KIBERNETIKA = "kibernetika"
     AICHOR = "aichor"
+    # Not a manifest: the task of runs created by tracking clients (the SDK outside a run, the
+    # MLflow-compatible API); trainyard launches nothing for them.
+    EXTERNAL = "external"
 
 
 class RestartPolicy(StrEnum):

@@ -218,3 +218,38 @@ def test_deleting_a_run_deletes_its_metrics(client: httpx.Client) -> None:
     wait_status(client, run, {"stopped"})
     assert client.delete(f"/runs/{run}").status_code == 200
     assert client.get(f"/runs/{run}/metrics").status_code == 404
+
+
+def test_external_runs_log_and_finish(client: httpx.Client) -> None:
+    """A run created by a tracking client: running at once, never launched or reconciled
+    into an error, finished by the client; its task is an `external` one."""
+    r = client.post(
+        "/projects/default/external-runs", json={"name": "notebook", "submitted_by": "ada"}
+    )
+    assert r.status_code == 201, r.text
+    run = r.json()
+    assert (run["status"], run["executor"], run["submitted_by"]) == ("running", "external", "ada")
+    assert _log(client, run["id"], [{"key": "loss", "value": 0.5}]).status_code == 200
+    import time
+
+    time.sleep(1.0)  # several reconciler and scheduler passes: still running
+    assert client.get(f"/runs/{run['id']}").json()["status"] == "running"
+    done = client.post(f"/runs/{run['id']}/finish", json={"status": "complete"})
+    assert done.json()["status"] == "complete"
+    again = client.post(f"/runs/{run['id']}/finish", json={"status": "error"})
+    assert again.json()["status"] == "complete"  # ended once
+    second = client.post("/projects/default/external-runs", json={"name": "notebook"}).json()
+    assert second["build_id"] == run["build_id"] + 1
+    assert client.post(f"/runs/{second['id']}/stop").json()["status"] == "stopped"
+    # Refusals: a launched task's name, a launched run, a bad status, a bad name.
+    launched = _running_run(client, "m-launched")
+    clash = client.post("/projects/default/external-runs", json={"name": "m-launched"})
+    assert clash.status_code == 409 and "log this run under another name" in clash.text
+    refused = client.post(f"/runs/{launched}/finish", json={"status": "complete"})
+    assert refused.status_code == 409 and "is launched by trainyard" in refused.text
+    client.post(f"/runs/{launched}/stop")
+    bad = client.post(f"/runs/{second['id']}/finish", json={"status": "running"})
+    assert bad.status_code == 400
+    assert (
+        client.post("/projects/default/external-runs", json={"name": "Bad Name"}).status_code == 400
+    )

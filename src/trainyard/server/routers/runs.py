@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from trainyard.core.errors import InvalidInputError
 from trainyard.core.status import RunStatus
@@ -140,3 +141,33 @@ def restore_run(ctx: Ctx, run_id: int) -> JSONResponse:
 def delete_run(ctx: Ctx, run_id: int) -> JSONResponse:
     """The deleted run as it was, for the record."""
     return JSONResponse(run_json(service.delete_run(ctx, run_id)))
+
+
+class ExternalRunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="the task the run is logged under (DNS-1123 label)")
+    submitted_by: str = ""
+    description: str = ""
+
+
+class FinishRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: RunStatus = Field(description="complete, error or stopped")
+    reason: str = ""
+
+
+@router.post("/projects/{project}/external-runs", response_model=RunResponse, status_code=201)
+def create_external_run(ctx: Ctx, project: str, body: ExternalRunRequest) -> JSONResponse:
+    """A run trainyard does not launch, created running, for a tracking client to log to."""
+    run = service.create_external_run(
+        ctx, project, body.name, submitted_by=body.submitted_by, description=body.description
+    )
+    return JSONResponse(run_json(run), status_code=201)
+
+
+@router.post("/runs/{run_id}/finish", response_model=RunResponse)
+def finish_run(ctx: Ctx, run_id: int, body: FinishRequest) -> JSONResponse:
+    """End a run created by a tracking client (idempotent once ended)."""
+    return JSONResponse(
+        run_json(service.finish_external_run(ctx, run_id, body.status, body.reason))
+    )

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from trainyard.core.errors import ConflictError, InvalidInputError, NotFoundError, UnsupportedError
-from trainyard.core.models import Event, GitInfo, Run, TaskSpec
+from trainyard.core.models import Event, GitInfo, ManifestFormat, Run, TaskSpec
 from trainyard.core.status import ACTIVE_STATUSES, TERMINAL_STATUSES, RunStatus, check_transition
 from trainyard.manifest import resolve_task
 from trainyard.server.scheduler.cluster import check_schedulable, demand_columns, queue_detail
@@ -27,8 +27,11 @@ from trainyard.server.store import tasks as task_store
 from trainyard.server.store.tables import RunRow, utcnow
 
 __all__ = [
+    "EXTERNAL",
     "archive_run",
+    "create_external_run",
     "delete_run",
+    "finish_external_run",
     "get_run",
     "get_run_by_ref",
     "list_events",
@@ -154,6 +157,7 @@ def check_supported(ctx: ServiceContext, spec: TaskSpec) -> None:
         )
 
 
+EXTERNAL = "external"  # the executor name of runs created by tracking clients
 SUBMITTED_BY_MAX = 128
 PRIORITY_MIN, PRIORITY_MAX = -1000, 1000
 
@@ -222,6 +226,12 @@ def submit_run(
             task_row = load_task(session, load_project(session, project), task)
             spec = TaskSpec.model_validate(task_row.spec)
             manifest = task_row.manifest
+        if spec.format is ManifestFormat.EXTERNAL:
+            raise UnsupportedError(
+                f"task '{project}/{task}' holds runs logged by tracking clients (the SDK, the "
+                "MLflow API): trainyard has nothing to launch for it; submit a manifest instead",
+                fields={"project": project, "task": task},
+            )
     check_supported(ctx, spec)
     resolved, typed = resolve_task(spec, dict(parameters or {}), source="parameters")
     # What the backend could never launch (unknown workDir variables, unsupported volumes) is
@@ -281,8 +291,14 @@ def stop_run(ctx: ServiceContext, run_id: int) -> Run:
             transition(session, row, RunStatus.STOPPED, "stopped by user before it started")
         elif status in (RunStatus.STARTING, RunStatus.RUNNING):
             transition(session, row, RunStatus.STOPPING, "stop requested by user")
+            if row.executor == EXTERNAL:  # nothing of it runs here: stopped at once
+                transition(session, row, RunStatus.STOPPED, "stopped by user")
         run = store.to_run(row)
-    if run.status is RunStatus.STOPPING and run_id not in ctx.launching:
+    if (
+        run.status is RunStatus.STOPPING
+        and run_id not in ctx.launching
+        and run.executor != EXTERNAL
+    ):
         # Non-blocking. A run the launcher is still launching is stopped by the launcher
         # right after its launch (it re-reads the status), so the stop is never lost.
         ctx.executor.stop(run_id, ctx.settings.runs.stop_grace_seconds)
@@ -368,3 +384,98 @@ def delete_run(ctx: ServiceContext, run_id: int) -> Run:
     if moved is not None:
         shutil.rmtree(moved[1], ignore_errors=True)
     return run
+
+
+def create_external_run(
+    ctx: ServiceContext,
+    project: str,
+    name: str,
+    *,
+    submitted_by: str = "",
+    description: str = "",
+) -> Run:
+    """A run that trainyard does not launch: created ``running`` for a tracking client (the
+    SDK outside a trainyard run, the MLflow-compatible API) to log metrics and params to,
+    under the task ``name`` of ``project`` (created with format ``external`` if missing;
+    an existing task of another format is refused, so launched tasks are never mixed with
+    logged ones). It ends with :func:`finish_external_run`.
+    """
+    from trainyard.server.services.projects import validate_name
+
+    submitted_by = check_submitted_by(submitted_by)
+    validate_name("task", name)
+    spec = TaskSpec(
+        name=name, format=ManifestFormat.EXTERNAL, resources=[], description=description
+    )
+    with ctx.db.write() as session:
+        project_row = load_project(session, project)
+        task_row = task_store.get_task(session, project_row, name)
+        if task_row is None:
+            task_row = task_store.insert_or_update_task(session, project_row, spec, "")
+        elif task_row.format != ManifestFormat.EXTERNAL.value:
+            raise ConflictError(
+                f"task '{project}/{name}' is a {task_row.format} task that trainyard runs; "
+                "log this run under another name",
+                fields={"project": project, "task": name, "format": task_row.format},
+            )
+        build_id = task_store.update_next_build_id(session, task_row.id)
+        row = store.insert_run(
+            session,
+            project=project_row,
+            task=task_row,
+            build_id=build_id,
+            spec=spec,
+            manifest="",
+            parameters={},
+            git=None,
+            snapshot_id=None,
+            executor=EXTERNAL,
+            submitted_by=submitted_by,
+        )
+        event_store.insert_event(
+            session,
+            row.id,
+            "status",
+            status=RunStatus.QUEUED,
+            reason="created by a tracking client",
+            time=row.created_at,
+        )
+        transition(session, row, RunStatus.STARTING, "logged from outside trainyard")
+        transition(session, row, RunStatus.RUNNING, "logging")
+        return store.to_run(row)
+
+
+_FINISH = {
+    RunStatus.COMPLETE: "finished by the tracking client",
+    RunStatus.ERROR: "failed (reported by the tracking client)",
+    RunStatus.STOPPED: "killed (reported by the tracking client)",
+}
+
+
+def finish_external_run(
+    ctx: ServiceContext, run_id: int, status: RunStatus, reason: str = ""
+) -> Run:
+    """End a run created by :func:`create_external_run` as ``complete``, ``error`` or
+    ``stopped``; idempotent once it has ended. ConflictError for a run trainyard launched
+    (stop it instead)."""
+    if status not in _FINISH:
+        raise InvalidInputError(
+            f"a run ends as complete, error or stopped, not {status.value}",
+            fields={"status": status.value},
+        )
+    with ctx.db.write() as session:
+        row = load_run(session, run_id, lock=True)
+        if row.executor != EXTERNAL:
+            raise ConflictError(
+                f"run {run_id} ({_ref(row)}) is launched by trainyard: it ends by itself or "
+                f"with POST /api/v1/runs/{run_id}/stop",
+                fields={"run_id": run_id, "executor": row.executor},
+            )
+        current = RunStatus(row.status)
+        if current in TERMINAL_STATUSES:
+            return store.to_run(row)
+        text = reason.strip()[:1000] or _FINISH[status]
+        if status is RunStatus.STOPPED and current is not RunStatus.STOPPING:
+            transition(session, row, RunStatus.STOPPING, text)
+        transition(session, row, status, text)
+        return store.to_run(row)

@@ -210,12 +210,13 @@ def list_runs(
 
 def list_run_states(session: Session, statuses: Collection[RunStatus]) -> list[RunState]:
     """Id, status and bookkeeping of every run in ``statuses``, oldest first (cheap: one
-    indexed query, no joins — the reconciler calls it many times a second)."""
+    indexed query, no joins — the reconciler calls it many times a second). Runs created by
+    tracking clients (executor ``external``) are left out: no backend runs them."""
     stmt = (
         select(
             RunRow.id, RunRow.status, RunRow.observe_cursor, RunRow.claimed_at, RunRow.updated_at
         )
-        .where(RunRow.status.in_([s.value for s in statuses]))
+        .where(RunRow.status.in_([s.value for s in statuses]), RunRow.executor != "external")
         .order_by(RunRow.id)
     )
     return [
