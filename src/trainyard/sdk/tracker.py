@@ -1,0 +1,200 @@
+"""``Tracker``: logs metrics and params of one run, from one process.
+
+``log_metric`` only appends to the in-memory :class:`~trainyard.sdk.buffer.MetricBuffer`;
+the :class:`~trainyard.sdk.sender.Sender` thread sends batches in the background and keeps
+what the server does not take in the :class:`~trainyard.sdk.spool.Spool`. ``log_params``
+sends at once (params are few), and hands its params to the sender when the server is away.
+``finish`` sends what is left within a bounded time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, SupportsFloat, SupportsIndex
+
+from trainyard.client.http import Transport
+from trainyard.client.metrics import MetricsAPI, ParamValue
+from trainyard.core.errors import ConflictError
+from trainyard.core.metrics import check_key, param_text
+from trainyard.sdk.buffer import ClosedBuffer, MetricBuffer
+from trainyard.sdk.context import RunContext
+from trainyard.sdk.sender import Sender, is_transient
+from trainyard.sdk.spool import Entry, Spool
+
+__all__ = ["DEFAULT_FINISH_TIMEOUT", "Tracker"]
+
+logger = logging.getLogger("trainyard.sdk")
+
+DEFAULT_FINISH_TIMEOUT = 10.0
+
+
+def _param_value(key: str, value: Any) -> ParamValue:
+    """The value to send for a param: as given for str/int/float/bool/None (a subclass, such
+    as numpy's float64, as its base type), the text of a float that JSON cannot carry
+    (NaN, inf). InvalidInputError for any other type, or an over-long value."""
+    text = param_text(key, value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else text
+    if isinstance(value, int):
+        return int(value)
+    return text
+
+
+class Tracker:
+    """Logging to one run. Made by :func:`trainyard.init`; ``with`` finishes it at the end.
+
+    Thread-safe: any thread may log. Logging after :meth:`finish` raises ConflictError.
+    """
+
+    def __init__(
+        self,
+        context: RunContext,
+        *,
+        flush_interval: float = 0.5,
+        batch_size: int = 1000,
+        request_timeout: float = 10.0,
+        params_timeout: float = 5.0,
+    ) -> None:
+        self.context = context
+        self._transport = Transport(context.server_url, token=context.token)
+        self._api = MetricsAPI(self._transport)
+        self._params_timeout = params_timeout
+        buffer = MetricBuffer(batch_size)
+        self._buffer: MetricBuffer | ClosedBuffer = buffer
+        self._sender = Sender(
+            api=self._api,
+            run_id=context.run_id,
+            server_url=context.server_url,
+            buffer=buffer,
+            spool=Spool(context.spool_dir, context.server_tag, context.owner),
+            flush_interval=flush_interval,
+            batch_size=batch_size,
+            request_timeout=request_timeout,
+        )
+        self.finished = False
+        self._sender.start()
+
+    @property
+    def run_id(self) -> int:
+        return self.context.run_id
+
+    @property
+    def server_url(self) -> str:
+        return self.context.server_url
+
+    def log_metric(self, key: str, value: SupportsFloat, step: SupportsIndex | None = None) -> None:
+        """Record ``value`` for metric ``key`` at ``step`` (default: the key's next step, from
+        0). Returns at once; the point is sent in the background."""
+        self._buffer.add(key, value, step)
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: SupportsIndex | None = None) -> None:
+        """Record several metrics at the same ``step`` (default: each key's next step)."""
+        self._buffer.add_many(metrics, step)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record the run's hyper-parameters (str, int, float, bool or None each), sent now.
+
+        Raises InvalidInputError for a bad key or value (nothing is sent), ConflictError when
+        a key was logged before with another value (params never change) or the run has
+        finished, NotFoundError when the run does not exist. When the server cannot be
+        reached, the params are kept and sent later, like metrics.
+        """
+        if self.finished:
+            raise ConflictError(_FINISHED)
+        values = {check_key(str(k), "param"): _param_value(str(k), v) for k, v in params.items()}
+        if not values:
+            return
+        entry = Entry(params=values)
+        if self._sender.in_outage:
+            self._sender.queue_params(entry)  # behind what is already waiting; no blocking
+            return
+        try:
+            self._api.log_params(self.run_id, values, timeout=self._params_timeout)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            self._sender.queue_params(entry)
+
+    def finish(self, timeout: float = DEFAULT_FINISH_TIMEOUT) -> None:
+        """Send what is buffered and stop the sender, waiting at most ``timeout`` seconds.
+        What could not be sent stays in the spool, and a warning says how much and where.
+        Idempotent; called at interpreter exit for the active run."""
+        if self.finished:
+            return
+        self.finished = True
+        self._buffer = ClosedBuffer(_FINISHED)
+        sender = self._sender
+        stopped = sender.stop(timeout)
+        spool = sender.spool
+        if not spool.empty:
+            where = (
+                f"in memory only (the spool {spool.path} could not be written), and are lost"
+                if spool.in_memory
+                else f"in {spool.path}; a later process of this run (a restarted replica) "
+                "that calls trainyard.init() sends them"
+            )
+            logger.warning(
+                "trainyard: %d points%s of run %d could not be sent to %s within %g s; they "
+                "are kept %s",
+                spool.points,
+                f" and {spool.params} params" if spool.params else "",
+                self.run_id,
+                self.server_url,
+                timeout,
+                where,
+            )
+        if not stopped:
+            logger.warning(
+                "trainyard: the metrics sender of run %d did not stop in time; points it "
+                "still holds may be lost",
+                self.run_id,
+            )
+        if sender.dropped:
+            logger.warning(
+                "trainyard: %d points of run %d were refused by the server and dropped: %s",
+                sender.dropped,
+                self.run_id,
+                sender.dropped_reason,
+            )
+        if sender.skipped:
+            logger.warning(
+                "trainyard: %d points of run %d were not sent: invalid keys or values that "
+                "are not finite",
+                sender.skipped,
+                self.run_id,
+            )
+        spool.close()
+        if stopped:
+            self._transport.close()
+
+    def detach(self, reason: str) -> None:
+        """Make this tracker unusable without sending anything (in a forked child: the
+        sender thread and the connections belong to the parent)."""
+        self.finished = True
+        self._buffer = ClosedBuffer(reason)
+
+    def __enter__(self) -> Tracker:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.finish()
+
+    def __repr__(self) -> str:
+        state = "finished" if self.finished else "active"
+        return f"<Tracker run {self.run_id} at {self.server_url} ({state})>"
+
+
+_FINISHED = (
+    "this trainyard tracker was finished and logs nothing more; call trainyard.init() again "
+    "to log to a run"
+)
