@@ -25,6 +25,8 @@ from trainyard.server.routers import (
     health,
     logs,
     metrics,
+    mlflow,
+    mlflow_artifacts,
     projects,
     runs,
     scheduling,
@@ -122,6 +124,11 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     for module in (health, projects, tasks, runs, logs, snapshots, scheduling, metrics):
         app.include_router(module.router, prefix=API_PREFIX)
+    # The MLflow-compatible tracking API, under MLflow's own prefixes (docs/mlflow.md).
+    for prefix in mlflow.PREFIXES:
+        app.include_router(mlflow.router, prefix=prefix)
+    for prefix in mlflow_artifacts.PREFIXES:
+        app.include_router(mlflow_artifacts.router, prefix=prefix)
     # The web UI: HTML pages at the root, their CSS/JS under /static.
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")

@@ -89,9 +89,7 @@ def log_batch(
         _check_open(row, "metrics")
         if batch_id is not None and not store.claim_batch(session, run_id, batch_id):
             return 0, True
-        for key in sorted(by_key):  # a fixed order: concurrent batches lock series alike
-            values, steps, times = by_key[key]
-            store.append_points(session, run_id, key, values, steps, times)
+        store.append_batch(session, run_id, dict(by_key))
     return len(points), False
 
 

@@ -23,7 +23,7 @@ from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from trainyard.server.store._dialect import insert
@@ -32,13 +32,14 @@ from trainyard.server.store.tables import (
     MetricChunkRow,
     MetricSeriesRow,
     RunParamRow,
+    RunTagRow,
     utcnow,
 )
 
 __all__ = [
     "CHUNK",
     "Points",
-    "append_points",
+    "append_batch",
     "claim_batch",
     "decode",
     "delete_run_metrics",
@@ -116,100 +117,116 @@ def claim_batch(session: Session, run_id: int, batch_id: str) -> bool:
     return session.execute(stmt).scalar() is not None
 
 
-def _series_for_update(session: Session, run_id: int, key: str) -> MetricSeriesRow:
-    """The series row of (run, key), created if missing, locked for this transaction."""
+Columns = tuple[Sequence[float], Sequence[int | None], Sequence[float]]  # values, steps, times
+
+
+def _series_for_update(
+    session: Session, run_id: int, keys: Sequence[str]
+) -> dict[str, MetricSeriesRow]:
+    """The series rows of (run, key) for ``keys``, created if missing, locked for this
+    transaction in key order (so concurrent batches never deadlock): two statements."""
+    blank = {
+        "count": 0,
+        "last_value": 0.0,
+        "last_step": 0,
+        "last_time": 0.0,
+        "min_value": 0.0,
+        "max_value": 0.0,
+        "first_time": 0.0,
+        "next_step": 0,
+    }
     session.execute(
         insert(session, MetricSeriesRow)
-        .values(
-            run_id=run_id,
-            key=key,
-            count=0,
-            last_value=0.0,
-            last_step=0,
-            last_time=0.0,
-            min_value=0.0,
-            max_value=0.0,
-            first_time=0.0,
-            next_step=0,
-        )
+        .values([{"run_id": run_id, "key": key, **blank} for key in keys])
         .on_conflict_do_nothing(index_elements=["run_id", "key"])
     )
-    row = session.scalars(
+    rows = session.scalars(
         select(MetricSeriesRow)
-        .where(MetricSeriesRow.run_id == run_id, MetricSeriesRow.key == key)
+        .where(MetricSeriesRow.run_id == run_id, MetricSeriesRow.key.in_(list(keys)))
+        .order_by(MetricSeriesRow.key)
         .with_for_update()
         .execution_options(populate_existing=True)
-    ).one()
-    return row
+    )
+    return {row.key: row for row in rows}
 
 
-def append_points(
-    session: Session,
-    run_id: int,
-    key: str,
-    values: Sequence[float],
-    steps: Sequence[int | None],
-    times: Sequence[float],
-) -> None:
-    """Append points to the series (run, key): steps left None get the series' next steps.
-    Updates the summary; rewrites only the last chunk if it has room."""
-    series = _series_for_update(session, run_id, key)
-    new = Points.empty()
-    next_step = series.next_step
-    for value, step, time in zip(values, steps, times, strict=True):
-        if step is None:
-            step = next_step
-        next_step = max(next_step, step + 1)
-        new.steps.append(step)
-        new.times.append(time)
-        new.values.append(value)
-    if not len(new):
+def append_batch(session: Session, run_id: int, by_key: dict[str, Columns]) -> None:
+    """Append points to the run's series, one entry per key: (values, steps, times); steps
+    left None get the series' next steps. Updates the summaries; rewrites only the last chunk
+    of a series when it has room. A few statements per batch, whatever its keys and size."""
+    keys = sorted(by_key)
+    if not keys:
         return
-    _update_summary(series, new)
-    series.next_step = next_step
-
-    last = None
-    if series.count:
-        last = session.scalars(
-            select(MetricChunkRow)
-            .where(MetricChunkRow.series_id == series.id)
-            .order_by(MetricChunkRow.seq.desc())
-            .limit(1)
-        ).first()
-    offset = 0
-    if last is not None and last.count < CHUNK:
-        room = CHUNK - last.count
-        merged = decode(last.data, last.count)
-        merged.extend(new.slice(0, room))
-        _fill(last, merged)
-        offset = room
-    seq = last.seq + 1 if last is not None else 0
-    while offset < len(new):
-        chunk = MetricChunkRow(series_id=series.id, seq=seq)
-        _fill(chunk, new.slice(offset, offset + CHUNK))
-        session.add(chunk)
-        offset += CHUNK
-        seq += 1
-    series.count += len(new)
+    series_by_key = _series_for_update(session, run_id, keys)
+    # Chunks fill in order, so a series' last chunk is number (count - 1) // CHUNK, and has
+    # room when count is not a multiple of CHUNK.
+    partial = {
+        s.id: (s.count - 1) // CHUNK for s in series_by_key.values() if s.count and s.count % CHUNK
+    }
+    last_chunks: dict[int, MetricChunkRow] = {}
+    if partial:
+        wanted = or_(
+            *(
+                and_(MetricChunkRow.series_id == sid, MetricChunkRow.seq == seq)
+                for sid, seq in partial.items()
+            )
+        )
+        last_chunks = {
+            c.series_id: c for c in session.scalars(select(MetricChunkRow).where(wanted))
+        }
+    for key in keys:
+        series = series_by_key[key]
+        values, steps, times = by_key[key]
+        new = Points.empty()
+        next_step = series.next_step
+        for value, step, time in zip(values, steps, times, strict=True):
+            if step is None:
+                step = next_step
+            next_step = max(next_step, step + 1)
+            new.steps.append(step)
+            new.times.append(time)
+            new.values.append(value)
+        if not len(new):
+            continue
+        _update_summary(series, new)
+        series.next_step = next_step
+        offset = 0
+        last = last_chunks.get(series.id)
+        if last is not None:
+            room = CHUNK - last.count
+            merged = decode(last.data, last.count)
+            merged.extend(new.slice(0, room))
+            _fill(last, merged)
+            offset = room
+        seq = (series.count + CHUNK - 1) // CHUNK  # the next chunk number
+        while offset < len(new):
+            chunk = MetricChunkRow(series_id=series.id, seq=seq)
+            _fill(chunk, new.slice(offset, offset + CHUNK))
+            session.add(chunk)
+            offset += CHUNK
+            seq += 1
+        series.count += len(new)
     session.flush()
 
 
 def _update_summary(series: MetricSeriesRow, new: Points) -> None:
+    """Fold ``new`` into the summary; attributes are set once (ORM sets are not free)."""
     lo, hi = min(new.values), max(new.values)
+    first = min(new.times)
     if series.count == 0:
-        series.min_value, series.max_value = lo, hi
-        series.first_time = min(new.times)
-        series.last_step = new.steps[0] - 1  # so the loop below takes the first point
-        series.last_time = new.times[0]
+        low, high, first_time = lo, hi, first
+        last_step, last_time, last_value = new.steps[0], new.times[0], new.values[0]
     else:
-        series.min_value = min(series.min_value, lo)
-        series.max_value = max(series.max_value, hi)
-        series.first_time = min(series.first_time, min(new.times))
+        low, high = min(series.min_value, lo), max(series.max_value, hi)
+        first_time = min(series.first_time, first)
+        last_step, last_time, last_value = series.last_step, series.last_time, series.last_value
     # "Last" is the point with the highest step, the latest of equal steps (MLflow's
     # latest value).
     for step, time, value in zip(new.steps, new.times, new.values, strict=True):
-        if (step, time) >= (series.last_step, series.last_time):
-            series.last_step, series.last_time, series.last_value = step, time, value
+        if step > last_step or (step == last_step and time >= last_time):
+            last_step, last_time, last_value = step, time, value
+    series.min_value, series.max_value, series.first_time = low, high, first_time
+    series.last_step, series.last_time, series.last_value = last_step, last_time, last_value
 
 
 def _fill(chunk: MetricChunkRow, points: Points) -> None:
@@ -319,3 +336,4 @@ def delete_run_metrics(session: Session, run_id: int) -> None:
     session.execute(delete(MetricSeriesRow).where(MetricSeriesRow.run_id == run_id))
     session.execute(delete(MetricBatchRow).where(MetricBatchRow.run_id == run_id))
     session.execute(delete(RunParamRow).where(RunParamRow.run_id == run_id))
+    session.execute(delete(RunTagRow).where(RunTagRow.run_id == run_id))

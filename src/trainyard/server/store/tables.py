@@ -40,6 +40,7 @@ __all__ = [
     "MetricBatchRow",
     "MetricChunkRow",
     "MetricSeriesRow",
+    "MlflowExperimentRow",
     "NodeRow",
     "PlacementRow",
     "PoolRow",
@@ -47,6 +48,7 @@ __all__ = [
     "ReplicaRow",
     "RunParamRow",
     "RunRow",
+    "RunTagRow",
     "SchedulerRow",
     "SnapshotRow",
     "TaskRow",
@@ -397,3 +399,26 @@ class RunParamRow(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class RunTagRow(Base):
+    """A tag the run set (the MLflow-compatible API): free text, overwritten when set again."""
+
+    __tablename__ = "run_tags"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class MlflowExperimentRow(Base):
+    """An MLflow experiment made through the MLflow-compatible API: the project it became
+    and the free-text name the client gave it (project names are DNS-1123 slugs of it)."""
+
+    __tablename__ = "mlflow_experiments"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(500), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
