@@ -143,3 +143,29 @@ def test_gpu_queue_gangs_queues_and_starts_immediately(live_server, api) -> None
     events = api.get(f"/runs/{queued['id']}/events").json()["items"]
     assert any(e["reason"] == "waiting for resources" for e in events)
     assert wait_status(api, holder["id"], ("complete",))["status"] == "complete"
+
+
+def test_tracking_example_logs_params_and_metrics(live_server, api) -> None:  # type: ignore[no-untyped-def]
+    """The tracking example through `trainyard run --wait`: the SDK inside a real run finds
+    the run in its environment and every point it logged is on the server once."""
+    done = trainyard(
+        live_server.settings_env,
+        "run",
+        str(EXAMPLES / "tracking" / "task.yaml"),
+        "--param",
+        "steps=50",
+        "--wait",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = latest_run(api, "tracking")
+    assert run["status"] == "complete"
+    params = api.get(f"/runs/{run['id']}/params").json()["params"]
+    assert params["steps"] == "50" and params["lr"] == "0.05"
+    summaries = {m["key"]: m for m in api.get(f"/runs/{run['id']}/metrics").json()["items"]}
+    assert summaries["train/loss"]["count"] == 50
+    assert summaries["train/loss"]["last_step"] == 49
+    assert summaries["val/loss"]["count"] == 5
+    history = api.get(f"/runs/{run['id']}/metrics/train/loss").json()
+    assert [p[0] for p in history["points"]] == list(range(50))
+    # The loss goes down: SGD on a linear model.
+    assert history["points"][-1][2] < history["points"][0][2]
