@@ -9,6 +9,7 @@ hyper-parameters, stored as strings and immutable once logged (as in MLflow).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any
@@ -66,9 +67,15 @@ class MetricSeries(_Model):
     downsampled: bool = False
 
 
+@functools.lru_cache(maxsize=4096)
+def _valid_key(key: str) -> bool:
+    return bool(key) and len(key) <= MAX_KEY_LENGTH and bool(_KEY.match(key)) and key == key.strip()
+
+
 def check_key(key: str, what: str = "metric") -> str:
     """``key`` if it is a valid metric or param name, else InvalidInputError naming it."""
-    if not key or len(key) > MAX_KEY_LENGTH or not _KEY.match(key) or key != key.strip():
+    # Long keys are refused before the cache, which so holds short keys only.
+    if len(key) > MAX_KEY_LENGTH or not _valid_key(key):
         shown = key if len(key) <= 60 else key[:57] + "..."
         raise InvalidInputError(
             f"{what} key {shown!r} is invalid: use 1 to {MAX_KEY_LENGTH} letters, digits and "
@@ -80,13 +87,26 @@ def check_key(key: str, what: str = "metric") -> str:
 
 def check_value(key: str, value: Any, step: int | None) -> float:
     """``value`` as a finite float, else InvalidInputError naming the key and step."""
+    kind = type(value)
+    if kind is float and (step is None or -INT64 <= step < INT64):
+        if value - value == 0.0:  # finite: inf - inf and nan - nan are nan
+            return float(value)
+    elif kind is int and -(2**1023) < value < 2**1023 and (step is None or -INT64 <= step < INT64):
+        return float(value)
+    return _refuse_value(key, value, step)
+
+
+def _refuse_value(key: str, value: Any, step: int | None) -> float:
     at = f" at step {step}" if step is not None else ""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInputError(
             f"metric {key!r}{at}: value {value!r} is not a number",
             fields={"key": key, "step": step},
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
     if not math.isfinite(number):
         raise InvalidInputError(
             f"metric {key!r}{at}: value {number} is not a finite number; log finite values "
@@ -98,7 +118,7 @@ def check_value(key: str, value: Any, step: int | None) -> float:
             f"metric {key!r}: step {step} does not fit in 64 bits",
             fields={"key": key, "step": step},
         )
-    return number
+    return number  # an int subclass or float subclass that is fine after all
 
 
 def param_text(key: str, value: Any) -> str:
@@ -141,13 +161,9 @@ def downsample(
         stop = 1 + int((b + 1) * size)
         if stop <= start:
             continue
-        lo = hi = start
-        for i in range(start + 1, stop):
-            v = values[i]
-            if v < values[lo]:
-                lo = i
-            elif v > values[hi]:
-                hi = i
+        segment = values[start:stop]  # min, max and index run in C: no Python loop per point
+        lo = start + segment.index(min(segment))
+        hi = start + segment.index(max(segment))
         for i in sorted({lo, hi}):
             out.append((steps[i], times[i], values[i]))
     out.append((steps[-1], times[-1], values[-1]))

@@ -3,16 +3,20 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
+from trainyard.core.errors import InvalidInputError
 from trainyard.core.metrics import MetricPoint, MetricSeries, MetricSummary
 from trainyard.server.routers.deps import Ctx
 from trainyard.server.services import metrics as service
 
 router = APIRouter(tags=["tracking"])
+_FIELDS = frozenset({"key", "value", "step", "time"})
 
 
 class MetricBatchRequest(BaseModel):
@@ -42,11 +46,54 @@ class MetricsResponse(BaseModel):
     items: list[MetricSummary]
 
 
-@router.post("/runs/{run_id}/metrics", response_model=MetricBatchResponse)
-def log_metrics(ctx: Ctx, run_id: int, body: MetricBatchRequest) -> MetricBatchResponse:
-    """Store a batch of points, all or none."""
-    accepted, duplicate = service.log_batch(ctx, run_id, body.points, batch_id=body.batch_id)
+@router.post(
+    "/runs/{run_id}/metrics",
+    response_model=MetricBatchResponse,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": MetricBatchRequest.model_json_schema()}},
+        }
+    },
+)
+async def log_metrics(ctx: Ctx, run_id: int, request: Request) -> MetricBatchResponse:
+    """Store a batch of points, all or none (body: ``MetricBatchRequest``).
+
+    The body is decoded here rather than validated into one model per point: ingest is the
+    hot path, and the service checks every field with the point's index in the message."""
+    body = _json_object(await request.body())
+    points = body.get("points")
+    if not isinstance(points, list):
+        raise InvalidInputError('the body needs "points": a list of {key, value, step, time}')
+    unknown = set(body) - {"points", "batch_id"}
+    if unknown:
+        raise InvalidInputError(f"unknown fields: {', '.join(sorted(unknown))}")
+    batch_id = body.get("batch_id")
+    if batch_id is not None and not isinstance(batch_id, str):
+        raise InvalidInputError("batch_id must be a string")
+    rows = []
+    for i, p in enumerate(points):
+        if not isinstance(p, dict) or "key" not in p or "value" not in p or p.keys() - _FIELDS:
+            raise InvalidInputError(
+                f"points[{i}] must be an object with key and value (and optionally step, "
+                "time), nothing else",
+                fields={"index": i},
+            )
+        rows.append((p["key"], p["value"], p.get("step"), p.get("time")))
+    accepted, duplicate = await run_in_threadpool(
+        service.log_rows, ctx, run_id, rows, batch_id=batch_id
+    )
     return MetricBatchResponse(accepted=accepted, duplicate=duplicate)
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidInputError("the body must be a JSON object")
+    return data
 
 
 @router.get("/runs/{run_id}/metrics", response_model=MetricsResponse)

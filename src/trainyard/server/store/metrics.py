@@ -22,8 +22,9 @@ import sys
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import Table, and_, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from trainyard.server.store._dialect import insert
@@ -120,40 +121,73 @@ def claim_batch(session: Session, run_id: int, batch_id: str) -> bool:
 Columns = tuple[Sequence[float], Sequence[int | None], Sequence[float]]  # values, steps, times
 
 
+_SERIES: Table = cast(Table, MetricSeriesRow.__table__)
+_CHUNKS: Table = cast(Table, MetricChunkRow.__table__)
+_SUMMARY = (
+    "count",
+    "last_value",
+    "last_step",
+    "last_time",
+    "min_value",
+    "max_value",
+    "first_time",
+    "next_step",
+)
+
+
+_CHUNK_VALUES = (
+    "count",
+    "min_step",
+    "max_step",
+    "min_time",
+    "max_time",
+    "min_value",
+    "max_value",
+    "data",
+)
+# Built once: statement construction and cache-key generation cost more than the writes.
+_UPDATE_SERIES = (
+    update(_SERIES)
+    .where(_SERIES.c.id == bindparam("b_id"))
+    .values({k: bindparam(k) for k in _SUMMARY})
+)
+_UPDATE_CHUNK = (
+    update(_CHUNKS)
+    .where(_CHUNKS.c.id == bindparam("b_id"))
+    .values({k: bindparam(k) for k in _CHUNK_VALUES})
+)
+_INSERT_CHUNK = _CHUNKS.insert()
+
+
 def _series_for_update(
     session: Session, run_id: int, keys: Sequence[str]
-) -> dict[str, MetricSeriesRow]:
-    """The series rows of (run, key) for ``keys``, created if missing, locked for this
-    transaction in key order (so concurrent batches never deadlock): two statements."""
-    blank = {
-        "count": 0,
-        "last_value": 0.0,
-        "last_step": 0,
-        "last_time": 0.0,
-        "min_value": 0.0,
-        "max_value": 0.0,
-        "first_time": 0.0,
-        "next_step": 0,
-    }
-    session.execute(
-        insert(session, MetricSeriesRow)
-        .values([{"run_id": run_id, "key": key, **blank} for key in keys])
-        .on_conflict_do_nothing(index_elements=["run_id", "key"])
-    )
-    rows = session.scalars(
-        select(MetricSeriesRow)
-        .where(MetricSeriesRow.run_id == run_id, MetricSeriesRow.key.in_(list(keys)))
-        .order_by(MetricSeriesRow.key)
+) -> dict[str, dict[str, Any]]:
+    """The series of (run, key) for ``keys`` as plain dicts, created if missing, locked for
+    this transaction in key order (so concurrent batches never deadlock)."""
+    stmt = (
+        select(_SERIES)
+        .where(_SERIES.c.run_id == run_id, _SERIES.c.key.in_(list(keys)))
+        .order_by(_SERIES.c.key)
         .with_for_update()
-        .execution_options(populate_existing=True)
     )
-    return {row.key: row for row in rows}
+    found = {row.key: dict(row._mapping) for row in session.execute(stmt)}
+    missing = [key for key in keys if key not in found]
+    if missing:  # usually only a run's first batches: then insert (racing safely) and lock
+        blank = dict.fromkeys(_SUMMARY, 0)
+        session.execute(
+            insert(session, MetricSeriesRow)
+            .values([{"run_id": run_id, "key": key, **blank} for key in missing])
+            .on_conflict_do_nothing(index_elements=["run_id", "key"])
+        )
+        found = {row.key: dict(row._mapping) for row in session.execute(stmt)}
+    return found
 
 
 def append_batch(session: Session, run_id: int, by_key: dict[str, Columns]) -> None:
     """Append points to the run's series, one entry per key: (values, steps, times); steps
     left None get the series' next steps. Updates the summaries; rewrites only the last chunk
-    of a series when it has room. A few statements per batch, whatever its keys and size."""
+    of a series when it has room. Core statements, one per kind of write (executemany):
+    ingest is the hot path and needs no unit of work."""
     keys = sorted(by_key)
     if not keys:
         return
@@ -161,80 +195,111 @@ def append_batch(session: Session, run_id: int, by_key: dict[str, Columns]) -> N
     # Chunks fill in order, so a series' last chunk is number (count - 1) // CHUNK, and has
     # room when count is not a multiple of CHUNK.
     partial = {
-        s.id: (s.count - 1) // CHUNK for s in series_by_key.values() if s.count and s.count % CHUNK
+        s["id"]: (s["count"] - 1) // CHUNK
+        for s in series_by_key.values()
+        if s["count"] and s["count"] % CHUNK
     }
-    last_chunks: dict[int, MetricChunkRow] = {}
+    last_chunks: dict[int, Any] = {}
     if partial:
         wanted = or_(
             *(
-                and_(MetricChunkRow.series_id == sid, MetricChunkRow.seq == seq)
+                and_(_CHUNKS.c.series_id == sid, _CHUNKS.c.seq == seq)
                 for sid, seq in partial.items()
             )
         )
         last_chunks = {
-            c.series_id: c for c in session.scalars(select(MetricChunkRow).where(wanted))
+            c.series_id: c
+            for c in session.execute(
+                select(_CHUNKS.c.id, _CHUNKS.c.series_id, _CHUNKS.c.count, _CHUNKS.c.data).where(
+                    wanted
+                )
+            )
         }
+    series_updates: list[dict[str, Any]] = []
+    chunk_updates: list[dict[str, Any]] = []
+    chunk_inserts: list[dict[str, Any]] = []
     for key in keys:
         series = series_by_key[key]
         values, steps, times = by_key[key]
         new = Points.empty()
-        next_step = series.next_step
+        next_step = series["next_step"]
         for value, step, time in zip(values, steps, times, strict=True):
             if step is None:
                 step = next_step
-            next_step = max(next_step, step + 1)
+            if step >= next_step:
+                next_step = step + 1
             new.steps.append(step)
             new.times.append(time)
             new.values.append(value)
         if not len(new):
             continue
         _update_summary(series, new)
-        series.next_step = next_step
+        series["next_step"] = next_step
         offset = 0
-        last = last_chunks.get(series.id)
+        last = last_chunks.get(series["id"])
         if last is not None:
             room = CHUNK - last.count
             merged = decode(last.data, last.count)
             merged.extend(new.slice(0, room))
-            _fill(last, merged)
+            chunk_updates.append({"b_id": last.id, **_chunk_values(merged)})
             offset = room
-        seq = (series.count + CHUNK - 1) // CHUNK  # the next chunk number
+        seq = (series["count"] + CHUNK - 1) // CHUNK  # the next chunk number
         while offset < len(new):
-            chunk = MetricChunkRow(series_id=series.id, seq=seq)
-            _fill(chunk, new.slice(offset, offset + CHUNK))
-            session.add(chunk)
+            values_ = _chunk_values(new.slice(offset, offset + CHUNK))
+            chunk_inserts.append({"series_id": series["id"], "seq": seq, **values_})
             offset += CHUNK
             seq += 1
-        series.count += len(new)
-    session.flush()
+        series["count"] += len(new)
+        series_updates.append({"b_id": series["id"], **{k: series[k] for k in _SUMMARY}})
+    if series_updates:
+        session.execute(_UPDATE_SERIES, series_updates)
+    if chunk_updates:
+        session.execute(_UPDATE_CHUNK, chunk_updates)
+    if chunk_inserts:
+        session.execute(_INSERT_CHUNK, chunk_inserts)
 
 
-def _update_summary(series: MetricSeriesRow, new: Points) -> None:
-    """Fold ``new`` into the summary; attributes are set once (ORM sets are not free)."""
+def _update_summary(series: dict[str, Any], new: Points) -> None:
+    """Fold ``new`` into the summary (a dict of the series' columns)."""
     lo, hi = min(new.values), max(new.values)
     first = min(new.times)
-    if series.count == 0:
+    if series["count"] == 0:
         low, high, first_time = lo, hi, first
         last_step, last_time, last_value = new.steps[0], new.times[0], new.values[0]
     else:
-        low, high = min(series.min_value, lo), max(series.max_value, hi)
-        first_time = min(series.first_time, first)
-        last_step, last_time, last_value = series.last_step, series.last_time, series.last_value
+        low, high = min(series["min_value"], lo), max(series["max_value"], hi)
+        first_time = min(series["first_time"], first)
+        last_step, last_time, last_value = (
+            series["last_step"],
+            series["last_time"],
+            series["last_value"],
+        )
     # "Last" is the point with the highest step, the latest of equal steps (MLflow's
     # latest value).
     for step, time, value in zip(new.steps, new.times, new.values, strict=True):
         if step > last_step or (step == last_step and time >= last_time):
             last_step, last_time, last_value = step, time, value
-    series.min_value, series.max_value, series.first_time = low, high, first_time
-    series.last_step, series.last_time, series.last_value = last_step, last_time, last_value
+    series.update(
+        min_value=low,
+        max_value=high,
+        first_time=first_time,
+        last_step=last_step,
+        last_time=last_time,
+        last_value=last_value,
+    )
 
 
-def _fill(chunk: MetricChunkRow, points: Points) -> None:
-    chunk.count = len(points)
-    chunk.min_step, chunk.max_step = min(points.steps), max(points.steps)
-    chunk.min_time, chunk.max_time = min(points.times), max(points.times)
-    chunk.min_value, chunk.max_value = min(points.values), max(points.values)
-    chunk.data = encode(points)
+def _chunk_values(points: Points) -> dict[str, Any]:
+    return {
+        "count": len(points),
+        "min_step": min(points.steps),
+        "max_step": max(points.steps),
+        "min_time": min(points.times),
+        "max_time": max(points.times),
+        "min_value": min(points.values),
+        "max_value": max(points.values),
+        "data": encode(points),
+    }
 
 
 def get_series(session: Session, run_id: int, key: str) -> MetricSeriesRow | None:
@@ -285,7 +350,8 @@ def read_points(
         )
     # Arrival order is usually step order already; sort only when it is not.
     steps = out.steps
-    if any(steps[i] > steps[i + 1] for i in range(len(steps) - 1)):
+    as_list = steps.tolist()
+    if as_list != sorted(as_list):  # timsort of sorted data is one C pass
         order = sorted(range(len(steps)), key=lambda i: (steps[i], out.times[i]))
         out = Points(
             array("q", (out.steps[i] for i in order)),
