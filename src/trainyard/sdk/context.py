@@ -32,6 +32,7 @@ class RunContext:
     token: str | None
     replica: str | None  # e.g. "worker-1"; None outside a replica
     spool_root: Path  # $TRAINYARD_HOME/spool, else ~/.trainyard/spool
+    owned: bool = False  # created by init() (outside a run): finish() ends it
 
     @property
     def spool_dir(self) -> Path:
@@ -84,16 +85,27 @@ def resolve_context(
     """The :class:`RunContext` for ``trainyard.init``: explicit arguments first, then the
     environment. Raises UnsupportedError outside a run (no run id anywhere)."""
     env = os.environ if environ is None else environ
+    owned = False
+    if run_id is None and not env.get("TRAINYARD_RUN_ID", "").strip() and name is not None:
+        # Outside a run, with a name: a run of its own (an external run, like
+        # mlflow.start_run), which finish() ends.
+        url = server_url or env.get("TRAINYARD_SERVER_URL", "").strip() or _default_server_url()
+        run_id = _create_run(
+            url.rstrip("/"),
+            (token if token is not None else env.get("TRAINYARD_TOKEN")) or None,
+            project or "default",
+            name,
+        )
+        owned = True
     if run_id is None:
         raw = env.get("TRAINYARD_RUN_ID", "").strip()
         if not raw:
             raise UnsupportedError(
-                "trainyard.init() found no run to log to: tracking outside a trainyard run "
-                "(creating a run of its own from project= and name=) arrives with the "
-                "MLflow-compatible API. For now call trainyard.init() inside a run, i.e. in "
-                "code started by `trainyard run task.yaml`, where TRAINYARD_RUN_ID and "
-                "TRAINYARD_SERVER_URL are set; or pass run_id= (and server_url=) of a run "
-                "that is still going",
+                "trainyard.init() found no run to log to: outside a trainyard run, give the "
+                "run a name (trainyard.init(project='default', name='notebook')) to create "
+                "one, or pass run_id= (and server_url=) of a run that is still going; inside "
+                "code started by `trainyard run task.yaml`, TRAINYARD_RUN_ID is set and "
+                "init() needs no arguments",
                 fields={"project": project, "name": name},
             )
         resolved_id = _parse_run_id(raw, "TRAINYARD_RUN_ID")
@@ -108,4 +120,28 @@ def resolve_context(
         token=(token if token is not None else env.get("TRAINYARD_TOKEN")) or None,
         replica=env.get("TRAINYARD_REPLICA") or None,
         spool_root=root / "spool",
+        owned=owned,
     )
+
+
+def _create_run(server_url: str, token: str | None, project: str, name: str) -> int:
+    """Create an external run ``project/name#N`` on the server; its id. Raises the server's
+    error (unknown project, bad name) or ServerUnreachableError."""
+    import getpass
+
+    from trainyard.client.http import Transport
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no user name in a bare container
+        user = ""
+    transport = Transport(server_url, token=token, timeout=10.0)
+    try:
+        run = transport.request(
+            "POST",
+            f"/projects/{project}/external-runs",
+            json={"name": name, "submitted_by": user},
+        )
+    finally:
+        transport.close()
+    return int(run["id"])

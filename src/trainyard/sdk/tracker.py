@@ -120,6 +120,25 @@ class Tracker:
                 raise
             self._sender.queue_params(entry)
 
+    def _end_owned_run(self, timeout: float) -> None:
+        """A run ``init(project=, name=)`` created ends with the tracker: ``complete``."""
+        try:
+            self._transport.request(
+                "POST",
+                f"/runs/{self.run_id}/finish",
+                json={"status": "complete"},
+                timeout=max(1.0, min(timeout, 10.0)),
+            )
+        except Exception as exc:  # the server is gone: the run stays running, say so
+            logger.warning(
+                "trainyard: run %d could not be marked complete on %s (%s); end it with "
+                "POST /api/v1/runs/%d/finish",
+                self.run_id,
+                self.server_url,
+                exc,
+                self.run_id,
+            )
+
     def finish(self, timeout: float = DEFAULT_FINISH_TIMEOUT) -> None:
         """Send what is buffered and stop the sender, waiting at most ``timeout`` seconds.
         What could not be sent stays in the spool, and a warning says how much and where.
@@ -148,6 +167,8 @@ class Tracker:
                 timeout,
                 where,
             )
+        if self.context.owned:
+            self._end_owned_run(timeout)
         if not stopped:
             logger.warning(
                 "trainyard: the metrics sender of run %d did not stop in time; points it "

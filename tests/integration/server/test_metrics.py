@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -253,3 +257,41 @@ def test_external_runs_log_and_finish(client: httpx.Client) -> None:
     assert (
         client.post("/projects/default/external-runs", json={"name": "Bad Name"}).status_code == 400
     )
+
+
+def test_sdk_outside_a_run_creates_and_finishes_its_own_run(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    """`ty.init(project=, name=)` outside a trainyard run (a notebook): an external run is
+    created, the points arrive, and finish() marks it complete."""
+    server_url = str(client.base_url).rstrip("/").removesuffix("/api/v1")
+    script = (
+        "import trainyard as ty\n"
+        f"run = ty.init(project='default', name='notebook-sdk', server_url={server_url!r})\n"
+        "ty.log_params({'lr': 0.01})\n"
+        "for i in range(300):\n"
+        "    ty.log_metric('loss', 1.0 / (i + 1))\n"
+        "print(run.run_id)\n"
+        "ty.finish()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINYARD_")}
+    env["TRAINYARD_HOME"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    run_id = int(done.stdout.strip())
+    run = client.get(f"/runs/{run_id}").json()
+    assert (run["status"], run["executor"], run["task"]) == ("complete", "external", "notebook-sdk")
+    (summary,) = client.get(f"/runs/{run_id}/metrics").json()["items"]
+    assert (summary["count"], summary["last_step"]) == (300, 299)
+    assert client.get(f"/runs/{run_id}/params").json()["params"] == {"lr": "0.01"}
+    # An unknown project is the server's error, raised by init() itself.
+    bad = subprocess.run(
+        [sys.executable, "-c", script.replace("project='default'", "project='nope'")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode != 0 and "project 'nope' not found" in bad.stderr

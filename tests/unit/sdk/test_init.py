@@ -93,9 +93,9 @@ def test_outside_a_run_init_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> 
     for name in RUN_ENV:
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(UnsupportedError) as info:
-        trainyard.init(project="vision", name="resnet")
+        trainyard.init(project="vision")  # no name: nothing to create
     message = str(info.value)
-    assert "MLflow-compatible API" in message and "trainyard run" in message
+    assert "give the run a name" in message and "trainyard run" in message
     assert trainyard.sdk.active() is None
     with pytest.raises(InvalidInputError, match="not a run id"):
         resolve_context(environ={"TRAINYARD_RUN_ID": "abc"})
