@@ -42,11 +42,12 @@ def init(
 
     Inside a run, everything comes from the environment (``TRAINYARD_RUN_ID``,
     ``TRAINYARD_SERVER_URL``, ``TRAINYARD_TOKEN``); ``run_id``, ``server_url`` and ``token``
-    override it. ``project`` and ``name`` are for runs created from outside trainyard, which
-    arrive with the MLflow-compatible API: outside a run this raises UnsupportedError
-    (inside one they are ignored: the run exists already). Calling ``init`` again for the
-    same run returns the same tracker; for another run, the previous one is finished first.
-    Sends nothing and never blocks.
+    override it. Outside a run, ``name`` (and ``project``, default ``default``) creates a run
+    of its own on the server (an external run, like ``mlflow.start_run``) that ``finish``
+    marks complete: that one call waits for the server; without a name it raises
+    UnsupportedError. Inside a run they are ignored (the run exists already). Calling
+    ``init`` again for the same run returns the same tracker; for another run, the previous
+    one is finished first. Otherwise sends nothing and never blocks.
     """
     global _active, _exit_hook
     context = resolve_context(
