@@ -16,13 +16,17 @@ The tracking functions live in :mod:`trainyard.sdk`, imported on first use, so t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+# Not ``from typing import TYPE_CHECKING``: every run's supervisor imports this package first
+# and starts with the standard library's smallest modules only (typing costs milliseconds).
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "finish", "init", "log_metric", "log_metrics", "log_params"]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from trainyard.sdk import finish, init, log_metric, log_metrics, log_params
 
 _SDK_NAMES = frozenset({"finish", "init", "log_metric", "log_metrics", "log_params"})
