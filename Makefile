@@ -35,7 +35,7 @@ stop: $(STAMP)
 ## (SQLite, then the server and end-to-end suites again on PostgreSQL; the CLI's scheduling
 ## commands once only: scheduling on PostgreSQL has its own tests in the first pass).
 test: $(STAMP) chromium lint types
-	$(BIN)/pytest -q -m "not soak" -p no:cacheprovider
+	$(BIN)/pytest -q -m "not soak" -p no:cacheprovider -n 2 --dist loadfile
 	TRAINYARD_TEST_DB=postgresql $(BIN)/pytest -q -m "not soak" -p no:cacheprovider \
 		tests/e2e tests/integration/cli \
 		tests/integration/server/test_lifecycle.py tests/integration/server/test_restart.py \
