@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "DBSettings",
+    "MetricsSettings",
     "NodeSettings",
     "RunsSettings",
     "SchedulerSettings",
@@ -73,6 +74,16 @@ class NodeSettings(BaseModel):
     discover_gpus: bool = True
 
 
+class MetricsSettings(BaseModel):
+    # Seconds between two resource samples of a replica (CPU, memory, its GPUs), taken by the
+    # run's supervisor.
+    resource_interval: float = Field(default=5.0, ge=0.2)
+    # Seconds between two samples of this node (CPU, memory, every GPU), taken by the server.
+    node_interval: float = Field(default=10.0, ge=0.2)
+    # Node samples older than this are deleted.
+    node_retention_hours: float = Field(default=168.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TRAINYARD_", env_nested_delimiter="__", extra="ignore"
@@ -85,6 +96,7 @@ class Settings(BaseSettings):
     runs: RunsSettings = Field(default_factory=RunsSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     node: NodeSettings = Field(default_factory=NodeSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @property
     def database_url(self) -> str:

@@ -42,6 +42,7 @@ __all__ = [
     "MetricSeriesRow",
     "MlflowExperimentRow",
     "NodeRow",
+    "NodeSampleRow",
     "PlacementRow",
     "PoolRow",
     "ProjectRow",
@@ -128,6 +129,22 @@ class NodeRow(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class NodeSampleRow(Base):
+    """One resource sample of a node (migration 0006): ``key`` is ``cpu_percent``,
+    ``memory_mb`` or ``gpu/<index>/<metric>``; ``time`` is epoch seconds. Kept for a bounded
+    time (``TRAINYARD_METRICS__NODE_RETENTION_HOURS``), so a row per sample is small enough."""
+
+    __tablename__ = "node_samples"
+    __table_args__ = (Index("ix_node_samples_time", "time"),)
+
+    node_id: Mapped[int] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    time: Mapped[float] = mapped_column(Float, primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+
+
 class GpuRow(Base):
     __tablename__ = "gpus"
     __table_args__ = (UniqueConstraint("node_id", "index", name="uq_gpus_node_index"),)
@@ -171,6 +188,11 @@ class ProjectRow(Base):
         default=DEFAULT_GROUP_ID,
         server_default=str(DEFAULT_GROUP_ID),
     )
+
+    # The leaderboard (migration 0006): the metric that ranks the project's runs, and
+    # whether lower ("min") or higher ("max") is better. None until the owner sets it.
+    leaderboard_metric: Mapped[str | None] = mapped_column(String(250), nullable=True)
+    leaderboard_goal: Mapped[str | None] = mapped_column(String(8), nullable=True)
 
     group: Mapped[GroupRow] = relationship(lazy="joined", innerjoin=True)
 
@@ -232,6 +254,9 @@ class RunRow(Base):
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
     # Seq of the last executor event copied into `events` (Executor.observe's cursor).
     observe_cursor: Mapped[int] = mapped_column(Integer, default=0)
+    # Where the executor's resource samples of this run were read up to (migration 0006):
+    # advanced in the transaction that stores them, so none is stored twice.
+    resource_cursor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Which server process claimed the run for launch, and when: a run left in `starting`
     # by a server that died is launched again only after a grace period.
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -344,7 +369,11 @@ class MetricSeriesRow(Base):
     """One metric key of one run, with its summary (what tables and leaderboards read)."""
 
     __tablename__ = "metric_series"
-    __table_args__ = (UniqueConstraint("run_id", "key", name="uq_metric_series_run_key"),)
+    __table_args__ = (
+        UniqueConstraint("run_id", "key", name="uq_metric_series_run_key"),
+        # Dashboards and leaderboards sort runs by a metric's last value.
+        Index("ix_metric_series_key_value", "key", "last_value"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
