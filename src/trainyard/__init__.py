@@ -8,6 +8,7 @@ Training code imports it to track a run::
     ty.log_params({"lr": 0.1, "layers": 4})
     ty.log_metric("loss", 0.31, step=10)
     ty.log_metrics({"acc": 0.9, "f1": 0.8}, step=10)
+    ty.log_artifact("model.pt")  # into the run's artifacts (its output directory)
     ty.finish()  # also done at interpreter exit
 
 The tracking functions live in :mod:`trainyard.sdk`, imported on first use, so that
@@ -22,14 +23,24 @@ TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "finish", "init", "log_metric", "log_metrics", "log_params"]
+__all__ = [
+    "__version__",
+    "finish",
+    "init",
+    "log_artifact",
+    "log_metric",
+    "log_metrics",
+    "log_params",
+]
 
 if TYPE_CHECKING:
     from typing import Any
 
-    from trainyard.sdk import finish, init, log_metric, log_metrics, log_params
+    from trainyard.sdk import finish, init, log_artifact, log_metric, log_metrics, log_params
 
-_SDK_NAMES = frozenset({"finish", "init", "log_metric", "log_metrics", "log_params"})
+_SDK_NAMES = frozenset(
+    {"finish", "init", "log_artifact", "log_metric", "log_metrics", "log_params"}
+)
 
 
 def __getattr__(name: str) -> Any:

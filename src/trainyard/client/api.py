@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any
 
+from trainyard.client.artifacts import ArtifactsAPI
 from trainyard.client.http import Transport
 from trainyard.client.metrics import MetricsAPI
 from trainyard.client.projects import ProjectsAPI
@@ -20,10 +21,11 @@ class TrainyardClient:
     """A client of one trainyard server.
 
     Resources hang off it: ``client.projects``, ``client.tasks``, ``client.snapshots``,
-    ``client.runs``, ``client.metrics`` (tracked metrics and params), and for scheduling
-    ``client.nodes``, ``client.pools``, ``client.groups``, ``client.queue``. Every call raises
-    the trainyard error the server raised (same class, same message); connection failures
-    raise ``ServerUnreachableError``. Close it (or use ``with``) to release its connections.
+    ``client.runs``, ``client.metrics`` (tracked metrics and params), ``client.artifacts``,
+    and for scheduling ``client.nodes``, ``client.pools``, ``client.groups``, ``client.queue``.
+    Every call raises the trainyard error the server raised (same class, same message);
+    connection failures raise ``ServerUnreachableError``. Close it (or use ``with``) to
+    release its connections.
 
     >>> with TrainyardClient("http://127.0.0.1:8080") as client:  # doctest: +SKIP
     ...     run = client.runs.resolve("default/train#3")
@@ -36,6 +38,7 @@ class TrainyardClient:
         self.snapshots = SnapshotsAPI(self._transport)
         self.runs = RunsAPI(self._transport)
         self.metrics = MetricsAPI(self._transport)
+        self.artifacts = ArtifactsAPI(self._transport)
         self.nodes = NodesAPI(self._transport)
         self.pools = PoolsAPI(self._transport)
         self.groups = GroupsAPI(self._transport)

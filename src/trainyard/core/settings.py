@@ -53,6 +53,8 @@ class RunsSettings(BaseModel):
     # How often the supervisor samples memory to enforce limits.
     sample_interval: float = 0.5
     restart_backoff_seconds: float = 1.0
+    # The largest file a run may log as an artifact (trainyard.log_artifact, MLflow).
+    artifact_max_bytes: int = Field(default=5 * 1024**3, ge=1)
 
 
 class SchedulerSettings(BaseModel):

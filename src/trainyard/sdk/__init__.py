@@ -6,7 +6,15 @@ go to an in-memory buffer that a daemon thread sends in batches; what the server
 waits in a spool on disk. See ``docs/sdk.md``.
 """
 
-from trainyard.sdk.active import active, finish, init, log_metric, log_metrics, log_params
+from trainyard.sdk.active import (
+    active,
+    finish,
+    init,
+    log_artifact,
+    log_metric,
+    log_metrics,
+    log_params,
+)
 from trainyard.sdk.context import RunContext
 from trainyard.sdk.tracker import DEFAULT_FINISH_TIMEOUT, Tracker
 
@@ -17,6 +25,7 @@ __all__ = [
     "active",
     "finish",
     "init",
+    "log_artifact",
     "log_metric",
     "log_metrics",
     "log_params",

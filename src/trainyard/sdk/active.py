@@ -18,7 +18,15 @@ from trainyard.core.errors import ConflictError
 from trainyard.sdk.context import resolve_context
 from trainyard.sdk.tracker import DEFAULT_FINISH_TIMEOUT, Tracker
 
-__all__ = ["active", "finish", "init", "log_metric", "log_metrics", "log_params"]
+__all__ = [
+    "active",
+    "finish",
+    "init",
+    "log_artifact",
+    "log_metric",
+    "log_metrics",
+    "log_params",
+]
 
 _active: Tracker | None = None
 _lock = threading.Lock()
@@ -100,6 +108,15 @@ def log_params(params: Mapping[str, Any]) -> None:
     if tracker is None:
         raise ConflictError(_NO_RUN)
     tracker.log_params(params)
+
+
+def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None = None) -> list[str]:
+    """Upload a file or a directory into the run's artifacts (its output directory); see
+    :meth:`Tracker.log_artifact`. Returns the stored paths."""
+    tracker = _active
+    if tracker is None:
+        raise ConflictError(_NO_RUN)
+    return tracker.log_artifact(local_path, artifact_path)
 
 
 def finish(timeout: float = DEFAULT_FINISH_TIMEOUT) -> None:

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import time
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any, SupportsFloat, SupportsIndex
 
+from trainyard.client.artifacts import ArtifactsAPI
+from trainyard.client.errors import ServerUnreachableError
 from trainyard.client.http import Transport
 from trainyard.client.metrics import MetricsAPI, ParamValue
-from trainyard.core.errors import ConflictError
+from trainyard.core.errors import ConflictError, InsufficientStorageError, InvalidInputError
 from trainyard.core.metrics import check_key, param_text
 from trainyard.sdk.buffer import ClosedBuffer, MetricBuffer
 from trainyard.sdk.context import RunContext
@@ -29,6 +34,7 @@ __all__ = ["DEFAULT_FINISH_TIMEOUT", "Tracker"]
 logger = logging.getLogger("trainyard.sdk")
 
 DEFAULT_FINISH_TIMEOUT = 10.0
+DEFAULT_ARTIFACT_TIMEOUT = 60.0
 
 
 def _param_value(key: str, value: Any) -> ParamValue:
@@ -63,6 +69,7 @@ class Tracker:
         self.context = context
         self._transport = Transport(context.server_url, token=context.token)
         self._api = MetricsAPI(self._transport)
+        self._artifacts = ArtifactsAPI(self._transport)
         self._params_timeout = params_timeout
         buffer = MetricBuffer(batch_size)
         self._buffer: MetricBuffer | ClosedBuffer = buffer
@@ -119,6 +126,64 @@ class Tracker:
             if not is_transient(exc):
                 raise
             self._sender.queue_params(entry)
+
+    def log_artifact(
+        self,
+        local_path: str | os.PathLike[str],
+        artifact_path: str | None = None,
+        *,
+        timeout: float = DEFAULT_ARTIFACT_TIMEOUT,
+    ) -> list[str]:
+        """Upload a file, or every file under a directory (keeping its layout), into the
+        run's artifacts (its output directory on the server), under the directory
+        ``artifact_path`` if given, like MLflow's ``log_artifact``. Returns the stored paths.
+
+        Blocks until stored: the file may change or go away right after. While the server is
+        unreachable it retries for up to ``timeout`` seconds, then raises
+        ServerUnreachableError (nothing is dropped silently; the local file is untouched).
+        Raises FileNotFoundError for a missing local path, InvalidInputError for a bad
+        ``artifact_path``, PayloadTooLargeError past the server's size limit,
+        InsufficientStorageError when its disk is full, ConflictError once the run has
+        finished.
+        """
+        if self.finished:
+            raise ConflictError(_FINISHED)
+        local = Path(local_path)
+        if not local.exists():
+            raise FileNotFoundError(
+                f"cannot log artifact {str(local)!r}: no such file or directory"
+            )
+        prefix = (artifact_path or "").strip("/")
+        if local.is_dir():
+            files = sorted(p for p in local.rglob("*") if p.is_file())
+            pairs = [(p, "/".join((prefix, *p.relative_to(local).parts)).strip("/")) for p in files]
+        else:
+            pairs = [(local, f"{prefix}/{local.name}" if prefix else local.name)]
+        stored: list[str] = []
+        for path, name in pairs:
+            stored.append(self._upload(path, name, timeout))
+        return stored
+
+    def _upload(self, path: Path, name: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        delay = 0.2
+        while True:
+            try:
+                return self._artifacts.upload(self.run_id, path, name).path
+            except (InsufficientStorageError, InvalidInputError):
+                raise  # a full disk or a bad path does not get better by retrying soon
+            except Exception as exc:
+                if not is_transient(exc) or time.monotonic() + delay > deadline:
+                    if isinstance(exc, ServerUnreachableError):
+                        raise ServerUnreachableError(
+                            f"artifact {name!r} of run {self.run_id} was not uploaded: "
+                            f"{self.server_url} could not be reached for {timeout:g} s "
+                            f"({exc}); the file is still at {path}: log it again when the "
+                            "server is back"
+                        ) from exc
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     def _end_owned_run(self, timeout: float) -> None:
         """A run ``init(project=, name=)`` created ends with the tracker: ``complete``."""

@@ -22,6 +22,7 @@ from trainyard.core.settings import Settings
 from trainyard.executors.base import Executor
 from trainyard.server.errors import install_error_handlers
 from trainyard.server.routers import (
+    artifacts,
     health,
     logs,
     metrics,
@@ -122,7 +123,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, projects, tasks, runs, logs, snapshots, scheduling, metrics):
+    for module in (health, projects, tasks, runs, logs, snapshots, scheduling, metrics, artifacts):
         app.include_router(module.router, prefix=API_PREFIX)
     # The MLflow-compatible tracking API, under MLflow's own prefixes (docs/mlflow.md).
     for prefix in mlflow.PREFIXES:
