@@ -19,6 +19,7 @@ import typer
 from rich.text import Text
 
 from trainyard import __version__
+from trainyard.cli.artifacts import artifacts_app
 from trainyard.cli.projects import project_app, task_app
 from trainyard.cli.runs import describe_command, logs_command, ps_command, stop_command
 from trainyard.cli.scheduling import group_app, node_app, pool_app, queue_command
@@ -87,6 +88,7 @@ app.command("queue")(queue_command)
 app.add_typer(node_app, name="node")
 app.add_typer(pool_app, name="pool")
 app.add_typer(group_app, name="group")
+app.add_typer(artifacts_app, name="artifacts")
 
 
 def _print_error(state: CliState, exc: BaseException) -> None:
