@@ -10,6 +10,7 @@ background thread sends them; ``ty.finish()`` (also done at exit) sends the rest
 from __future__ import annotations
 
 import argparse
+import json
 import random
 
 import trainyard as ty
@@ -58,6 +59,10 @@ def main() -> None:
 
     final = mse(w, b, validation)
     print(f"final validation loss {final:.4f} after {args.steps} steps")
+    # The model itself, as an artifact of the run (stored on the server before this returns).
+    with open("model.json", "w") as f:
+        json.dump({"w": w, "b": b, "val_loss": final}, f)
+    ty.log_artifact("model.json", "model")
     ty.finish()
 
 

@@ -169,3 +169,7 @@ def test_tracking_example_logs_params_and_metrics(live_server, api) -> None:  # 
     assert [p[0] for p in history["points"]] == list(range(50))
     # The loss goes down: SGD on a linear model.
     assert history["points"][-1][2] < history["points"][0][2]
+    # The model it logged as an artifact.
+    model = api.get(f"/runs/{run['id']}/artifacts/model/model.json")
+    assert model.status_code == 200, model.text
+    assert set(model.json()) == {"w", "b", "val_loss"}
