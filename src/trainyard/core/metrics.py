@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,11 +21,22 @@ from trainyard.core.errors import InvalidInputError
 
 __all__ = [
     "MAX_BATCH_POINTS",
+    "MAX_INTERVAL",
     "MAX_KEY_LENGTH",
     "MAX_PARAM_VALUE_LENGTH",
+    "NODE_INTERVALS",
+    "NODE_MAX_BUCKETS",
+    "NODE_MAX_INTERVAL",
+    "NODE_MAX_WINDOW",
+    "NODE_MIN_WINDOW",
     "MetricPoint",
     "MetricSeries",
     "MetricSummary",
+    "NodeMetricGpu",
+    "NodeMetricSeries",
+    "NodeMetrics",
+    "aggregate",
+    "auto_node_interval",
     "check_key",
     "check_value",
     "downsample",
@@ -34,6 +46,14 @@ __all__ = [
 MAX_KEY_LENGTH = 250
 MAX_BATCH_POINTS = 10_000
 MAX_PARAM_VALUE_LENGTH = 6_000
+MAX_INTERVAL = 86_400  # the largest aggregation interval of a history: one day
+# Node metrics: windows from a minute to a week, intervals up to an hour; "auto" picks the
+# smallest of NODE_INTERVALS that cuts the window into at most NODE_MAX_BUCKETS points.
+NODE_MIN_WINDOW = 60
+NODE_MAX_WINDOW = 7 * 86_400
+NODE_MAX_INTERVAL = 3_600
+NODE_INTERVALS = (10, 30, 60, 300, 900, 3_600)
+NODE_MAX_BUCKETS = 360
 INT64 = 2**63
 _KEY = re.compile(r"^[A-Za-z0-9_\-./ :]+$")
 
@@ -63,8 +83,37 @@ class MetricSummary(_Model):
 class MetricSeries(_Model):
     key: str
     points: list[tuple[int, float, float]] = Field(default_factory=list)  # (step, time, value)
-    total: int = 0  # points in the series (or in the requested window)
-    downsampled: bool = False
+    total: int = 0  # points in the series (or in the requested window), before aggregation
+    downsampled: bool = False  # aggregated into intervals or downsampled to max_points
+    interval: int | None = None  # seconds per aggregated point; None: not aggregated
+
+
+class NodeMetricSeries(_Model):
+    key: str  # cpu_percent, memory_mb, gpu/<node GPU index>/<field>
+    unit: str  # %, MB (MiB), W, °C
+    points: list[tuple[float, float]] = Field(default_factory=list)  # (bucket start, mean)
+
+
+class NodeMetricGpu(_Model):
+    index: int  # the GPU's index on its node (as `trainyard node ls` shows it)
+    uuid: str
+    product: str
+    simulated: bool
+    measured: bool  # it has samples in the window (never for a simulated GPU)
+
+
+class NodeMetrics(_Model):
+    """A node's resource samples over a window, averaged per ``interval`` seconds."""
+
+    node: str
+    window: int
+    interval: int
+    since: float
+    until: float
+    sample_interval: float  # seconds between two samples of the node
+    series: list[NodeMetricSeries] = Field(default_factory=list)
+    gpus: list[NodeMetricGpu] = Field(default_factory=list)
+    gpu_error: str = ""  # why this server cannot read its node's GPUs ("" when it can)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -168,3 +217,33 @@ def downsample(
             out.append((steps[i], times[i], values[i]))
     out.append((steps[-1], times[-1], values[-1]))
     return out
+
+
+def auto_node_interval(window: int) -> int:
+    """The smallest of :data:`NODE_INTERVALS` that gives at most :data:`NODE_MAX_BUCKETS`
+    points over ``window`` seconds (the largest one beyond that)."""
+    for interval in NODE_INTERVALS:
+        if math.ceil(window / interval) <= NODE_MAX_BUCKETS:
+            return interval
+    return NODE_INTERVALS[-1]
+
+
+def aggregate(
+    steps: Sequence[int], times: Sequence[float], values: Sequence[float], interval: int
+) -> list[tuple[int, float, float]]:
+    """One point per ``interval`` seconds of epoch time that holds points: buckets start at
+    multiples of ``interval`` (so every chart and every run agree on them), and each gives
+    ``(largest step in it, bucket start, mean of its values)``, in time order."""
+    totals: dict[int, float] = {}
+    counts: dict[int, int] = {}
+    largest: dict[int, int] = {}
+    for step, time, value in zip(steps, times, values, strict=True):
+        bucket = math.floor(time / interval)
+        if bucket in counts:
+            totals[bucket] += value
+            counts[bucket] += 1
+            if step > largest[bucket]:
+                largest[bucket] = step
+        else:
+            totals[bucket], counts[bucket], largest[bucket] = value, 1, step
+    return [(largest[b], float(b * interval), totals[b] / counts[b]) for b in sorted(counts)]

@@ -29,6 +29,8 @@ __all__ = [
     "Phase",
     "ReplicaLaunch",
     "ReplicaObservation",
+    "ResourceChunk",
+    "ResourceSample",
     "RunObservation",
 ]
 
@@ -136,6 +138,35 @@ class LogChunk:
     lines: list[LogLine]
     next_offset: int  # pass back as ``offset`` to continue
     size: int  # bytes in the replica's log now
+
+
+@dataclass(frozen=True)
+class ResourceSample:
+    """One resource sample of one replica (its whole process tree and its GPUs).
+
+    ``seq`` numbers the replica's samples 0, 1, 2… over the whole run (restarts included);
+    ``time`` is epoch seconds. ``values`` maps a metric name to its value: ``cpu_percent``
+    (% of one CPU, over 100 for a tree using several), ``memory_mb`` (resident memory of the
+    tree, MiB) and, per GPU of the replica, ``gpu/<i>/utilization_percent``,
+    ``gpu/<i>/memory_mb``, ``gpu/<i>/power_w``, ``gpu/<i>/temperature_c`` where ``i`` is
+    the GPU's position in the replica's ``CUDA_VISIBLE_DEVICES``; a reading the GPU does not
+    support, or a GPU that cannot be read (simulated, no NVML), is absent, never 0.
+    """
+
+    replica: str
+    seq: int
+    time: float
+    values: dict[str, float]
+
+
+@dataclass(frozen=True)
+class ResourceChunk:
+    """Samples read from ``offset`` up to ``next_offset`` (pass it back to continue);
+    ``skipped``: damaged records in that range, left out."""
+
+    samples: list[ResourceSample]
+    next_offset: int
+    skipped: int = 0
 
 
 class Executor(ABC):
@@ -261,6 +292,22 @@ class Executor(ABC):
             ExecutorError: when the run's files cannot be read or listed (I/O error,
                 permissions).
         """
+
+    def read_resources(self, run_id: int, offset: int = 0) -> ResourceChunk:
+        """The run's resource samples recorded after position ``offset`` (0: from the first).
+
+        Returns a bounded amount per call; call again with ``next_offset`` until a chunk comes
+        back with ``next_offset == offset``. A sample still being written is not returned
+        (nor skipped): it comes whole in a later call. Damaged records are skipped and
+        counted. An unknown run, or a backend that samples nothing (the default), gives an
+        empty chunk with ``next_offset == offset``.
+
+        Blocking: no. Idempotent: it only reads; the same ``offset`` gives the same samples.
+
+        Raises:
+            ExecutorError: only on an I/O failure reading the samples.
+        """
+        return ResourceChunk(samples=[], next_offset=offset)
 
     def check(self, spec: TaskSpec) -> None:  # noqa: B027 - optional hook
         """Refuse, before a run is created, a resolved task this backend could never launch.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -31,6 +32,7 @@ from trainyard.executors.base import (
     ObservedEvent,
     Phase,
     ReplicaObservation,
+    ResourceChunk,
     RunObservation,
 )
 from trainyard.executors.env import check_launchable
@@ -41,8 +43,11 @@ from trainyard.executors.local_logs import (
     read_log_lines_before,
 )
 from trainyard.executors.local_procs import kill_run_processes, lock_is_held, same_process
+from trainyard.executors.local_resources import read_resource_chunk
 
 __all__ = ["LocalExecutor", "parse_log_line"]
+
+log = logging.getLogger(__name__)
 
 _TERMINAL = frozenset({"complete", "error", "stopped"})
 _PHASES = frozenset({"starting", "running", "complete", "error", "stopped"})
@@ -154,7 +159,8 @@ class LocalExecutor(Executor):
     ``max_line_bytes`` (longer log lines are split with a visible marker), ``log_quota_bytes``
     (each replica's log stops growing there, with a marker line and a warning event),
     ``sample_interval`` (memory limit checks), ``restart_backoff_seconds`` (first OnFailure
-    back-off, doubling).
+    back-off, doubling), ``resource_interval`` (seconds between two resource samples of a
+    replica, written to ``resources.jsonl``).
     ``start_grace_seconds`` is how long a launched run may go without a live supervisor
     before it is reported ``lost``.
     """
@@ -171,6 +177,7 @@ class LocalExecutor(Executor):
         sample_interval: float = 0.5,
         restart_backoff_seconds: float = 1.0,
         start_grace_seconds: float = 10.0,
+        resource_interval: float = 5.0,
     ) -> None:
         self.runs_dir = Path(runs_dir)
         self.python_executable = python_executable
@@ -179,7 +186,9 @@ class LocalExecutor(Executor):
         self.sample_interval = sample_interval
         self.restart_backoff_seconds = restart_backoff_seconds
         self.start_grace_seconds = start_grace_seconds
+        self.resource_interval = resource_interval
         self._lock = threading.Lock()
+        self._damaged_resources: set[int] = set()  # runs whose damaged samples were logged
         self._spawned: dict[int, subprocess.Popen[bytes]] = {}
         self._events: dict[int, _EventCache] = {}
 
@@ -220,6 +229,7 @@ class LocalExecutor(Executor):
                 log_quota_bytes=self.log_quota_bytes,
                 sample_interval=self.sample_interval,
                 restart_backoff_seconds=self.restart_backoff_seconds,
+                resource_interval=self.resource_interval,
             )
             (run_dir / "logs").mkdir(parents=True, exist_ok=True)
             _write_json_atomic(launch_file, payload)
@@ -394,6 +404,32 @@ class LocalExecutor(Executor):
             return LogChunk(lines=[], next_offset=0, size=0)
         path = self.run_dir(run_id) / "logs" / f"{replica}.log"
         return read_log_lines_before(path, replica, before, max_lines)
+
+    def read_resources(self, run_id: int, offset: int = 0) -> ResourceChunk:
+        """Samples from ``resources.jsonl`` (written by the supervisor), whole lines only,
+        about 256 KiB per call. Damaged lines are skipped, and logged once per run."""
+        path = self.run_dir(run_id) / "resources.jsonl"
+        try:
+            chunk = read_resource_chunk(path, offset)
+        except OSError as exc:
+            raise ExecutorError(
+                f"cannot read the resource samples of run {run_id} in {path}: {exc}"
+            ) from exc
+        if chunk.skipped:
+            with self._lock:
+                first = run_id not in self._damaged_resources
+                self._damaged_resources.add(run_id)
+            if first:
+                log.warning(
+                    "run %s: skipped %d damaged line(s) of %s (bytes %d-%d); further damaged "
+                    "lines of this run are skipped silently",
+                    run_id,
+                    chunk.skipped,
+                    path,
+                    offset,
+                    chunk.next_offset,
+                )
+        return chunk
 
     def log_replicas(self, run_id: int) -> list[str]:
         run_dir = self.run_dir(run_id)

@@ -18,6 +18,8 @@ __all__ = ["LaunchSpec", "ReplicaSpec", "load_launch_spec"]
 LAUNCH_VERSION = 1
 # Smaller quotas would leave no room for the marker line that says the quota was reached.
 MIN_LOG_QUOTA_BYTES = 1024
+# Resource samples more often than this would cost the supervisor's loop noticeable time.
+MIN_RESOURCE_INTERVAL = 0.1
 
 
 class ReplicaSpec:
@@ -29,6 +31,7 @@ class ReplicaSpec:
         "command",
         "daemon",
         "env",
+        "gpus",
         "index",
         "memory_limit_bytes",
         "name",
@@ -51,6 +54,7 @@ class ReplicaSpec:
         restart_policy: str,
         backoff_limit: int,
         daemon: bool,
+        gpus: list[str] | None = None,
     ) -> None:
         self.name = name
         self.resource = resource
@@ -63,6 +67,8 @@ class ReplicaSpec:
         self.restart_policy = restart_policy
         self.backoff_limit = backoff_limit
         self.daemon = daemon
+        # The UUIDs of its GPUs, in CUDA_VISIBLE_DEVICES order (resource metrics read them).
+        self.gpus = gpus or []
 
 
 class LaunchSpec:
@@ -73,6 +79,7 @@ class LaunchSpec:
         "log_quota_bytes",
         "max_line_bytes",
         "replicas",
+        "resource_interval",
         "restart_backoff_seconds",
         "run_id",
         "run_ref",
@@ -92,6 +99,7 @@ class LaunchSpec:
         sample_interval: float,
         restart_backoff_seconds: float,
         log_quota_bytes: int,
+        resource_interval: float = 5.0,
     ) -> None:
         self.run_id = run_id
         self.run_ref = run_ref
@@ -102,6 +110,7 @@ class LaunchSpec:
         self.sample_interval = sample_interval
         self.restart_backoff_seconds = restart_backoff_seconds
         self.log_quota_bytes = log_quota_bytes
+        self.resource_interval = resource_interval
 
 
 def _replica(raw: dict[str, Any]) -> ReplicaSpec:
@@ -118,6 +127,7 @@ def _replica(raw: dict[str, Any]) -> ReplicaSpec:
         restart_policy=str(raw.get("restart_policy", "Never")),
         backoff_limit=int(raw.get("backoff_limit", 3)),
         daemon=bool(raw.get("daemon", False)),
+        gpus=[str(g) for g in raw.get("gpus") or []],
     )
 
 
@@ -136,6 +146,7 @@ def load_launch_spec(path: str) -> LaunchSpec:
             sample_interval=max(0.05, float(raw.get("sample_interval", 0.5))),
             restart_backoff_seconds=max(0.0, float(raw.get("restart_backoff_seconds", 1.0))),
             log_quota_bytes=max(MIN_LOG_QUOTA_BYTES, int(raw.get("log_quota_bytes", 1 << 30))),
+            resource_interval=max(MIN_RESOURCE_INTERVAL, float(raw.get("resource_interval", 5.0))),
         )
     except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"{path} is not a valid launch file: {exc!r}") from exc

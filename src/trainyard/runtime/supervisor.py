@@ -1,5 +1,6 @@
-"""The supervisor of one run: launches its replicas, records their output, enforces memory
-limits and the restart policy, decides how the run ends, and stops it on request.
+"""The supervisor of one run: launches its replicas, records their output, samples their
+resources, enforces memory limits and the restart policy, decides how the run ends, and
+stops it on request.
 
 It is a single-threaded event loop over the replicas' output pipes and a signal wake-up pipe
 (SIGCHLD, SIGTERM). Every change is recorded as events (``events.jsonl``) and then as the new
@@ -29,6 +30,7 @@ from trainyard.runtime.proc import (
     tree_rss,
 )
 from trainyard.runtime.replica import ReplicaState
+from trainyard.runtime.resources import ResourceSampler
 from trainyard.runtime.spec import LaunchSpec
 
 TYPE_CHECKING = False  # typing costs ~3 ms at start-up; mypy still sees the names
@@ -89,11 +91,22 @@ class Supervisor:
         self.next_sample = 0.0
         self.next_stop_poll = 0.0
         self.next_log_sync = 0.0
+        # CPU, memory and GPU samples of each replica, every resource_interval.
+        self.resources: ResourceSampler | None = ResourceSampler(
+            os.path.join(run_dir, "resources.jsonl"),
+            spec.resource_interval,
+            self._resource_warning,
+        )
 
     def _log_problem(self, replica: str, message: str) -> None:
         """A replica's log reached its quota or cannot be written: a warning event, now (it
         is written at the end of this pass of the loop, while the replica keeps running)."""
         self.events.add("warning", message, replica=replica)
+        self.state_dirty = True
+
+    def _resource_warning(self, message: str) -> None:
+        """Resource samples are incomplete (no NVML, a disk error): say so once, as an event."""
+        self.events.add("warning", message)
         self.state_dirty = True
 
     # ---- signals -------------------------------------------------------------------------
@@ -156,6 +169,7 @@ class Supervisor:
             if r.proc == "exited" and (r.fd is None or now - r.exited_at >= _DRAIN_SECONDS):
                 self._finalize(r, now)
         self._enforce_memory(now)
+        self._sample_resources(now)
         self._restart_due(now)
         self._decide(now)
         if now >= self.next_log_sync:
@@ -171,6 +185,9 @@ class Supervisor:
         due += [r.restart_at for r in self.replicas if r.restart_at is not None]
         if any(r.running and r.spec.memory_limit_bytes for r in self.replicas):
             due.append(self.next_sample)
+        resources_due = self.resources.next_due() if self.resources is not None else None
+        if resources_due is not None:
+            due.append(resources_due)
         if self.kill_at is not None and self.killed_at is None:
             due.append(self.kill_at)
         if self.killed_at is not None:
@@ -217,6 +234,8 @@ class Supervisor:
             r.status, r.reason = "running", ""
             r.started_at, r.finished_at, r.exit_code, r.signal = iso_utc(), None, None, None
             self.by_pid[pid] = r
+            if self.resources is not None:
+                self.resources.add(r.name, pid, r.spec.gpus, time.monotonic())
             how = f" (restart {r.restarts} of {r.spec.backoff_limit})" if r.restarts else ""
             self.events.add(
                 "replica",
@@ -276,6 +295,9 @@ class Supervisor:
                 continue
             if r is not None:
                 r.proc, r.wait_status, r.exited_at = "exited", status, now
+                # Its processes are gone (or being killed): nothing more to measure.
+                if self.resources is not None:
+                    self.resources.remove(r.name)
 
     def _finalize(self, r: ReplicaState, now: float) -> None:
         """The replica's process is gone (its output read, or the drain time is over): decide
@@ -351,6 +373,24 @@ class Supervisor:
                 r.oom_reason = f"OOMKilled: memory limit {format_memory(limit)} exceeded"
                 kill_group(r.pid, signal.SIGKILL)
                 kill_tree(r.pid)
+
+    def _sample_resources(self, now: float) -> None:
+        """Resource samples of the replicas due. Metrics must never end a run: a failure
+        here is reported once and sampling stops."""
+        if self.resources is None:
+            return
+        try:
+            self.resources.sample(now)
+        except Exception as exc:
+            import traceback
+
+            traceback.print_exc()
+            self.events.add(
+                "warning",
+                f"resource sampling failed ({exc!r}): no more resource metrics for this run",
+            )
+            self.state_dirty = True
+            self.resources = None
 
     def _restart_due(self, now: float) -> None:
         for r in self.replicas:
@@ -448,6 +488,8 @@ class Supervisor:
                 break
             if pid == 0:
                 time.sleep(0.01)
+        if self.resources is not None:
+            self.resources.close()
         for r in self.replicas:
             r.sink.close()
             if r.sink.dropped_bytes:

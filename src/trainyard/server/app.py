@@ -1,9 +1,9 @@
 """The FastAPI application: routers under ``/api/v1`` plus the background services.
 
 ``create_app(settings)`` builds the app; its lifespan opens the database, runs migrations,
-makes sure the ``default`` project exists, and starts the launcher and the reconciler (two
-threads), which it stops on shutdown. Runs are not touched by a shutdown: they keep going
-and the next server adopts them.
+makes sure the ``default`` project exists, and starts the launcher, the reconciler and the
+node sampler (three threads), which it stops on shutdown. Runs are not touched by a
+shutdown: they keep going and the next server adopts them.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from trainyard.server.routers import (
 )
 from trainyard.server.scheduler.queue import Launcher
 from trainyard.server.services.context import ServiceContext
+from trainyard.server.services.node_metrics import NodeSampler
 from trainyard.server.services.projects import ensure_default_project
 from trainyard.server.services.reconciler import Reconciler
 from trainyard.server.services.scheduling import register_local_node
@@ -62,6 +63,7 @@ def create_executor(settings: Settings) -> Executor:
             log_quota_bytes=settings.runs.log_quota_bytes,
             sample_interval=settings.runs.sample_interval,
             restart_backoff_seconds=settings.runs.restart_backoff_seconds,
+            resource_interval=settings.metrics.resource_interval,
         )
     raise UnsupportedError(
         f"executor {name!r} is not available in this version of trainyard: use "
@@ -102,14 +104,18 @@ def create_app(settings: Settings) -> FastAPI:
             ctx.wake_launcher = launcher.wake
             reconciler = Reconciler(ctx, interval=settings.server.reconcile_interval)
             ctx.wake_reconciler = reconciler.wake
+            node_sampler = NodeSampler(ctx)
             app.state.ctx = ctx
+            app.state.node_sampler = node_sampler
             reconciler.start()
             reconciler.wake()  # adopt the runs left active by an earlier server at once
             launcher.start()
             launcher.wake()  # runs queued before this start
+            node_sampler.start()
             try:
                 yield
             finally:
+                node_sampler.stop()
                 launcher.stop()
                 reconciler.stop()
         finally:

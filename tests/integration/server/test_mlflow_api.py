@@ -268,3 +268,38 @@ def test_prefixes_and_error_shapes(server: Any) -> None:
         # trainyard's own API keeps its error format.
         r = c.get("/api/v1/runs/999999")
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_log_batch_is_all_or_nothing(server: Any) -> None:
+    """A bad metric in a log-batch refuses the whole call: its params and tags are not
+    stored either (one transaction), and a good retry then stores everything."""
+    with httpx.Client(base_url=f"{server.url}/api/2.0/mlflow", timeout=30) as c:
+        r = c.post("/runs/create", json={"experiment_id": "0", "run_name": "atomic"})
+        run_id = r.json()["run"]["info"]["run_id"]
+        body: dict[str, Any] = {
+            "run_id": run_id,
+            "params": [{"key": "lr", "value": "0.1"}],
+            "tags": [{"key": "team", "value": "vision"}],
+            "metrics": [
+                {"key": "loss", "value": 0.5, "timestamp": 1, "step": 0},
+                {"key": "bad key!", "value": 1.0, "timestamp": 1, "step": 0},
+            ],
+        }
+        r = c.post("/runs/log-batch", json=body)
+        assert r.status_code == 400 and "bad key!" in r.json()["message"], r.text
+        data = c.get("/runs/get", params={"run_id": run_id}).json()["run"]["data"]
+        assert data["params"] == [] and data["metrics"] == []
+        assert all(t["key"].startswith("mlflow.") for t in data["tags"])
+        body["metrics"] = body["metrics"][:1]
+        assert c.post("/runs/log-batch", json=body).status_code == 200
+        data = c.get("/runs/get", params={"run_id": run_id}).json()["run"]["data"]
+        assert data["params"] == [{"key": "lr", "value": "0.1"}]
+        assert {"key": "team", "value": "vision"} in data["tags"]
+        assert [m["key"] for m in data["metrics"]] == ["loss"]
+        # A changed param refuses the batch, metrics included.
+        body["params"] = [{"key": "lr", "value": "0.2"}]
+        body["metrics"] = [{"key": "acc", "value": 0.9, "timestamp": 2, "step": 1}]
+        r = c.post("/runs/log-batch", json=body)
+        assert r.status_code == 400 and "'lr'" in r.json()["message"]
+        data = c.get("/runs/get", params={"run_id": run_id}).json()["run"]["data"]
+        assert [m["key"] for m in data["metrics"]] == ["loss"]

@@ -110,10 +110,30 @@ def get_history(
     max_points: int | None = Query(default=None, description="downsample to at most this many"),
     min_step: int | None = None,
     max_step: int | None = None,
+    min_time: float | None = Query(
+        default=None, description="epoch seconds: only points at or after this time"
+    ),
+    max_time: float | None = Query(
+        default=None, description="epoch seconds: only points at or before this time"
+    ),
+    interval: int | None = Query(
+        default=None,
+        description="seconds (1-86400): one point per interval of epoch time, "
+        "[largest step, interval start, mean]",
+    ),
 ) -> MetricSeries:
-    """One metric's points by step: ``[[step, time, value], ...]``."""
+    """One metric's points by step: ``[[step, time, value], ...]``; aggregated per
+    ``interval`` (in time order) when it is given."""
     return service.get_history(
-        ctx, run_id, key, max_points=max_points, min_step=min_step, max_step=max_step
+        ctx,
+        run_id,
+        key,
+        max_points=max_points,
+        min_step=min_step,
+        max_step=max_step,
+        min_time=min_time,
+        max_time=max_time,
+        interval=interval,
     )
 
 

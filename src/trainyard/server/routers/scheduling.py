@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
+from trainyard.core.metrics import NodeMetrics
 from trainyard.core.scheduling import Group, Node, Pool
 from trainyard.server.routers.deps import Ctx
 from trainyard.server.routers.schemas import (
@@ -17,6 +18,7 @@ from trainyard.server.routers.schemas import (
     QueueResponse,
     SimulateGpusRequest,
 )
+from trainyard.server.services import node_metrics
 from trainyard.server.services import scheduling as service
 
 router = APIRouter(tags=["scheduling"])
@@ -31,6 +33,31 @@ def list_nodes(ctx: Ctx) -> NodesResponse:
 @router.get("/nodes/{node}", response_model=Node)
 def get_node(ctx: Ctx, node: str) -> Node:
     return service.get_node(ctx, node)
+
+
+@router.get("/nodes/{node}/metrics", response_model=NodeMetrics)
+def get_node_metrics(
+    ctx: Ctx,
+    request: Request,
+    node: str,
+    window: int = Query(default=3600, description="seconds, 60 to 604800"),
+    interval: str | None = Query(
+        default=None,
+        description="seconds per point, 1 to 3600; 'auto' (default): the smallest of 10, 30, "
+        "60, 300, 900, 3600 that gives at most 360 points",
+    ),
+    until: float | None = Query(default=None, description="end of the window, epoch seconds"),
+) -> NodeMetrics:
+    """The node's CPU, memory and GPU samples over a window, averaged per interval."""
+    sampler = getattr(request.app.state, "node_sampler", None)
+    return node_metrics.get_node_metrics(
+        ctx,
+        node,
+        window=window,
+        interval=node_metrics.parse_interval(interval),
+        until=until,
+        gpu_error=sampler.gpu_error if sampler is not None else "",
+    )
 
 
 @router.put("/nodes/{node}/simulated-gpus", response_model=Node)

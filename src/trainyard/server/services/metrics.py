@@ -8,6 +8,7 @@ shows is final.
 
 from __future__ import annotations
 
+import math
 import time as clock
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -15,19 +16,23 @@ from typing import Any
 from trainyard.core.errors import ConflictError, InvalidInputError, NotFoundError
 from trainyard.core.metrics import (
     MAX_BATCH_POINTS,
+    MAX_INTERVAL,
     MetricPoint,
     MetricSeries,
     MetricSummary,
+    aggregate,
     check_key,
     check_value,
     downsample,
     param_text,
 )
 from trainyard.core.status import TERMINAL_STATUSES, RunStatus
+from trainyard.executors.base import ResourceSample
 from trainyard.server.services.context import ServiceContext
 from trainyard.server.services.runs import load_run
 from trainyard.server.store import Session
 from trainyard.server.store import metrics as store
+from trainyard.server.store import runs as run_store
 from trainyard.server.store.tables import MetricSeriesRow, RunRow
 
 __all__ = [
@@ -38,6 +43,11 @@ __all__ = [
     "log_batch",
     "log_params",
     "log_rows",
+    "metric_columns",
+    "store_resource_samples",
+    "system_key",
+    "write_params",
+    "write_points",
 ]
 
 MAX_CHART_POINTS = 100_000
@@ -90,6 +100,19 @@ def log_rows(
     """:func:`log_batch` for points as ``(key, value, step, time)`` tuples straight from a
     decoded JSON body (no model per point: a batch of 10,000 costs no 10,000 objects).
     Types are checked here, with the point's index in the message."""
+    by_key = metric_columns(rows)
+    with ctx.db.write() as session:
+        row = load_run(session, run_id, light=True)
+        _check_open(row, "metrics")
+        if batch_id is not None and not store.claim_batch(session, run_id, batch_id):
+            return 0, True
+        store.append_batch(session, run_id, by_key)
+    return len(rows), False
+
+
+def metric_columns(rows: Sequence[tuple[Any, Any, Any, Any]]) -> dict[str, store.Columns]:
+    """Points as ``(key, value, step, time)`` tuples checked and grouped by key (values,
+    steps, times); InvalidInputError naming the first bad one. A time of None is now."""
     if len(rows) > MAX_BATCH_POINTS:
         raise InvalidInputError(
             f"{len(rows)} points in one batch; send at most {MAX_BATCH_POINTS} per request",
@@ -122,13 +145,28 @@ def log_rows(
         columns[0].append(check_value(key, value, step))
         columns[1].append(step)
         columns[2].append(float(when))
-    with ctx.db.write() as session:
-        row = load_run(session, run_id, light=True)
-        _check_open(row, "metrics")
-        if batch_id is not None and not store.claim_batch(session, run_id, batch_id):
-            return 0, True
-        store.append_batch(session, run_id, dict(by_key))
-    return len(rows), False
+    return dict(by_key)
+
+
+def write_points(session: Session, row: RunRow, by_key: dict[str, store.Columns]) -> None:
+    """Store points checked by :func:`metric_columns` in the caller's transaction
+    (ConflictError once the run has finished)."""
+    _check_open(row, "metrics")
+    store.append_batch(session, row.id, by_key)
+
+
+def write_params(session: Session, row: RunRow, texts: Mapping[str, str]) -> None:
+    """Store params (as text, keys checked) in the caller's transaction; ConflictError for a
+    key logged before with another value (params are immutable) or a finished run."""
+    _check_open(row, "params")
+    clashes = store.upsert_params(session, row.id, dict(texts))
+    if clashes:
+        key, old = next(iter(sorted(clashes.items())))
+        raise ConflictError(
+            f"param {key!r} of run {row.id} is already {old!r}; params cannot change once "
+            f"logged (not to {texts[key]!r}): log the new value under another key",
+            fields={"key": key, "logged": old, "new": texts[key]},
+        )
 
 
 def log_params(ctx: ServiceContext, run_id: int, params: Mapping[str, Any]) -> dict[str, str]:
@@ -136,17 +174,54 @@ def log_params(ctx: ServiceContext, run_id: int, params: Mapping[str, Any]) -> d
     with another value is ConflictError (params are immutable) and nothing is written."""
     texts = {check_key(k, "param"): param_text(k, v) for k, v in params.items()}
     with ctx.db.write() as session:
-        row = load_run(session, run_id, light=True)
-        _check_open(row, "params")
-        clashes = store.upsert_params(session, run_id, texts)
-        if clashes:
-            key, old = next(iter(sorted(clashes.items())))
-            raise ConflictError(
-                f"param {key!r} of run {run_id} is already {old!r}; params cannot change once "
-                f"logged (not to {texts[key]!r}): log the new value under another key",
-                fields={"key": key, "logged": old, "new": texts[key]},
-            )
+        write_params(session, load_run(session, run_id, light=True), texts)
     return texts
+
+
+def system_key(replica: str, name: str) -> str:
+    """The metric key of a replica's resource measurement: ``system/worker-0/cpu_percent``."""
+    return f"system/{replica}/{name}"
+
+
+def store_resource_samples(
+    ctx: ServiceContext,
+    run_id: int,
+    samples: Sequence[ResourceSample],
+    *,
+    cursor: int,
+    next_cursor: int,
+) -> int | None:
+    """Store the executor's resource samples of a run, read from ``cursor`` to
+    ``next_cursor``, as points of its ``system/<replica>/<name>`` metrics (step: the
+    replica's sample number; time: the sample's), and move the run's resource cursor there,
+    in ONE transaction: each sample is stored exactly once, whatever crashes or servers
+    come between.
+
+    Returns the run's cursor afterwards: ``next_cursor``, or where the cursor really is when
+    it was not at ``cursor`` (another server stored those samples; nothing is stored then),
+    or None when the run is gone. Unlike what clients log, these are accepted from a run
+    that has finished: the last samples may be read after its end was recorded. A value
+    under a key that is not a valid metric key is left out.
+    """
+    by_key: dict[str, tuple[list[float], list[int | None], list[float]]] = {}
+    for sample in samples:
+        for name, value in sample.values.items():
+            key = system_key(sample.replica, name)
+            try:
+                number = check_value(key, value, sample.seq)
+                columns = by_key.get(key)
+                if columns is None:
+                    columns = by_key[check_key(key)] = ([], [], [])
+            except InvalidInputError:
+                continue
+            columns[0].append(number)
+            columns[1].append(sample.seq)
+            columns[2].append(sample.time)
+    with ctx.db.write() as session:
+        if not run_store.update_resource_cursor(session, run_id, cursor, next_cursor):
+            return run_store.get_resource_cursor(session, run_id)
+        store.append_batch(session, run_id, dict(by_key))
+    return next_cursor
 
 
 def _summary(row: MetricSeriesRow) -> MetricSummary:
@@ -186,6 +261,28 @@ def _load_series(session: Session, run_id: int, key: str) -> MetricSeriesRow:
     return series
 
 
+def _check_window(min_time: float | None, max_time: float | None, interval: int | None) -> None:
+    """InvalidInputError (400) naming the parameter and its range for a bad time window or
+    aggregation interval."""
+    for name, value in (("min_time", min_time), ("max_time", max_time)):
+        if value is not None and not math.isfinite(value):
+            raise InvalidInputError(
+                f"{name} must be a finite number of epoch seconds, not {value}",
+                fields={name: str(value)},
+            )
+    if min_time is not None and max_time is not None and min_time > max_time:
+        raise InvalidInputError(
+            f"min_time ({min_time}) is after max_time ({max_time}): give a window with "
+            "min_time <= max_time",
+            fields={"min_time": min_time, "max_time": max_time},
+        )
+    if interval is not None and not 1 <= interval <= MAX_INTERVAL:
+        raise InvalidInputError(
+            f"interval must be between 1 and {MAX_INTERVAL} seconds, not {interval}",
+            fields={"interval": interval},
+        )
+
+
 def get_history(
     ctx: ServiceContext,
     run_id: int,
@@ -194,20 +291,41 @@ def get_history(
     max_points: int | None = None,
     min_step: int | None = None,
     max_step: int | None = None,
+    min_time: float | None = None,
+    max_time: float | None = None,
+    interval: int | None = None,
 ) -> MetricSeries:
-    """The points of one metric by step (all, or those in [min_step, max_step]); with
-    ``max_points``, downsampled to at most that many (min/max per bucket)."""
+    """The points of one metric by step: all, or those in [min_step, max_step] and
+    [min_time, max_time] (epoch seconds). With ``interval`` (seconds), aggregated into one
+    point per interval of epoch time (see :func:`~trainyard.core.metrics.aggregate`), in
+    time order. With ``max_points``, downsampled to at most that many (min/max per bucket).
+    ``total`` counts the points in the window before either."""
     if max_points is not None and not 3 <= max_points <= MAX_CHART_POINTS:
         raise InvalidInputError(
             f"max_points must be between 3 and {MAX_CHART_POINTS}, not {max_points}",
             fields={"max_points": max_points},
         )
+    _check_window(min_time, max_time, interval)
     with ctx.db.read() as session:
         load_run(session, run_id, light=True)
         series = _load_series(session, run_id, key)
-        points = store.read_points(session, series.id, min_step=min_step, max_step=max_step)
+        points = store.read_points(
+            session,
+            series.id,
+            min_step=min_step,
+            max_step=max_step,
+            min_time=min_time,
+            max_time=max_time,
+        )
     steps, times, values = list(points.steps), list(points.times), list(points.values)
     total = len(steps)
+    if interval is not None:
+        rows = aggregate(steps, times, values, interval)
+        if max_points is not None and len(rows) > max_points:
+            rows = downsample(
+                [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], max_points
+            )
+        return MetricSeries(key=key, points=rows, total=total, downsampled=True, interval=interval)
     if max_points is not None and total > max_points:
         return MetricSeries(
             key=key,

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import select
 
 from trainyard.core.errors import ConflictError, InvalidInputError, NotFoundError
-from trainyard.core.metrics import MetricPoint, check_key
+from trainyard.core.metrics import check_key, param_text
 from trainyard.core.status import ACTIVE_STATUSES, RunStatus
 from trainyard.server.services import metrics as tracking
 from trainyard.server.services import runs as run_service
@@ -467,33 +467,31 @@ def log_batch(
     params: Mapping[str, str] | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> None:
-    """Params first (a changed param refuses the whole call), then tags, then metrics."""
+    """Params, tags and metrics in ONE transaction: all of them or none (a changed param,
+    a bad value or a finished run refuses the whole call)."""
     rid = parse_run_id(run_id)
-    with ctx.db.read() as session:
-        _load_run(session, rid)
-    if params:
-        try:
-            tracking.log_params(ctx, rid, dict(params))
-        except ConflictError as exc:
-            if "logged" in exc.fields:  # a changed value, not a finished run
-                raise invalid(exc.message) from None
-            raise
-    if tags:
-        checked = dict(_check_tag(k, v) for k, v in tags.items())
-        with ctx.db.write() as session:
-            _set_tags(session, rid, checked)
-    if metrics:
-        now = clock.time()
-        points = [
-            MetricPoint(
-                key=m.key,
-                value=m.value,
-                step=m.step,
-                time=m.timestamp_ms / 1000 if m.timestamp_ms is not None else now,
-            )
+    texts = {check_key(k, "param"): param_text(k, v) for k, v in (params or {}).items()}
+    checked = dict(_check_tag(k, v) for k, v in (tags or {}).items())
+    now = clock.time()
+    by_key = tracking.metric_columns(
+        [
+            (m.key, m.value, m.step, m.timestamp_ms / 1000 if m.timestamp_ms is not None else now)
             for m in metrics
         ]
-        tracking.log_batch(ctx, rid, points)
+    )
+    with ctx.db.write() as session:
+        row = _load_run(session, rid)
+        if texts:
+            try:
+                tracking.write_params(session, row, texts)
+            except ConflictError as exc:
+                if "logged" in exc.fields:  # a changed value, not a finished run
+                    raise invalid(exc.message) from None
+                raise
+        if checked:
+            _set_tags(session, rid, checked)
+        if by_key:
+            tracking.write_points(session, row, by_key)
 
 
 def get_metric_history(ctx: ServiceContext, run_id: str, key: str) -> list[dict[str, Any]]:

@@ -16,6 +16,12 @@ died end in ``error`` "supervisor lost" (after :meth:`reap`; their unfinished re
 runs left in ``starting`` by a crash between "launch decided" and "launch recorded" are
 launched again (the executor's launch is idempotent) once their claim is older than
 ``relaunch_grace`` — never while this process is still launching them.
+
+Resource samples (CPU, memory, GPUs of each replica) are read from the executor at most every
+``metrics.resource_interval`` per run, and always before a final phase is applied, so a run's
+last samples are stored before it ends. They are stored as the run's ``system/…`` metrics in
+the transaction that moves the run's ``resource_cursor`` past them: exactly once, across
+crashes, restarts and servers sharing the database.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from trainyard.executors.base import (
 from trainyard.server.services.context import ServiceContext
 from trainyard.server.services.launches import launch_run
 from trainyard.server.services.logs import tail_lines
+from trainyard.server.services.metrics import store_resource_samples
 from trainyard.server.services.runs import load_run, transition
 from trainyard.server.store import Session
 from trainyard.server.store import events as event_store
@@ -55,6 +62,9 @@ _COMPLAIN_EVERY = 60.0
 _LOST_TAIL_LINES = 20
 _UNFINISHED = (ReplicaStatus.PENDING.value, ReplicaStatus.RUNNING.value)
 _FINAL_PHASES = ("complete", "error", "stopped")
+# Chunks of resource samples stored per run and pass while it goes on (~256 KiB each): a
+# backlog left by a server outage is caught up over a few passes, never in one long one.
+_RESOURCE_CHUNKS_PER_PASS = 8
 
 
 @dataclass(frozen=True)
@@ -115,6 +125,10 @@ class Reconciler:
         # `stopping` and calling the executor.
         self._stop_sent: set[int] = set()
         self._complained: dict[int, float] = {}
+        # Monotonic time each run's resource samples are due to be read next.
+        self._resources_due: dict[int, float] = {}
+        self._resources_complained: dict[int, float] = {}
+        self.resource_interval = ctx.settings.metrics.resource_interval
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -164,6 +178,10 @@ class Reconciler:
         for run_id in list(self._complained):
             if run_id not in active:
                 del self._complained[run_id]
+        for run_id in list(self._resources_due):
+            if run_id not in active:
+                del self._resources_due[run_id]
+                self._resources_complained.pop(run_id, None)
         for state in states:
             if self._stopping.is_set():
                 return
@@ -189,6 +207,7 @@ class Reconciler:
             if obs.phase in ("starting", "running"):
                 self.ctx.executor.stop(run_id, self.ctx.settings.runs.stop_grace_seconds)
             self._stop_sent.add(run_id)
+        self._store_resources(state, final=obs.phase in _FINAL_PHASES or obs.phase == "lost")
         replicas = tuple(obs.replicas)
         if not obs.events and self._seen.get(run_id) == _Seen(
             state.status, obs.phase, obs.reason, replicas
@@ -203,6 +222,38 @@ class Reconciler:
         status = self._apply(run_id, obs, lost_detail)
         if status is not None:
             self._seen[run_id] = _Seen(status, obs.phase, obs.reason, replicas)
+
+    def _store_resources(self, state: store.RunState, *, final: bool) -> None:
+        """Store the run's new resource samples: every ``resource_interval`` while it goes
+        on; all of them (however many) when it has ended, before its end is recorded."""
+        now = time.monotonic()
+        if not final and now < self._resources_due.get(state.id, 0.0):
+            return
+        self._resources_due[state.id] = now + self.resource_interval
+        cursor = state.resource_cursor
+        chunks = 0
+        while final or chunks < _RESOURCE_CHUNKS_PER_PASS:
+            try:
+                chunk = self.ctx.executor.read_resources(state.id, cursor)
+            except ExecutorError as exc:
+                # Metrics never hold up a run's lifecycle (its end least of all): say so, at
+                # most once a minute, and try again on the next interval.
+                if now - self._resources_complained.get(state.id, -_COMPLAIN_EVERY) >= (
+                    _COMPLAIN_EVERY
+                ):
+                    self._resources_complained[state.id] = now
+                    log.warning("run %s: its resource samples cannot be read: %s", state.id, exc)
+                return
+            if chunk.next_offset == cursor:
+                return
+            stored_to = store_resource_samples(
+                self.ctx, state.id, chunk.samples, cursor=cursor, next_cursor=chunk.next_offset
+            )
+            if stored_to is None:
+                return  # the run is gone
+            # Another server may have stored these: go on from where it got to.
+            cursor = stored_to
+            chunks += 1
 
     def _lost_detail(self, run_id: int, obs: RunObservation) -> str:
         """What the unfinished replicas of a lost run last wrote (the end of each log only)."""

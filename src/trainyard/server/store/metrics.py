@@ -18,6 +18,7 @@ Points keep their arrival order inside a series; readers sort by step.
 
 from __future__ import annotations
 
+import math
 import sys
 from array import array
 from collections.abc import Iterable, Sequence
@@ -327,8 +328,12 @@ def read_points(
     *,
     min_step: int | None = None,
     max_step: int | None = None,
+    min_time: float | None = None,
+    max_time: float | None = None,
 ) -> Points:
-    """The series' points (optionally only steps in [min_step, max_step]), by step."""
+    """The series' points (optionally only steps in [min_step, max_step] and times in
+    [min_time, max_time]), by step. Chunks whose step or time range misses the window are
+    not read, let alone decoded."""
     stmt = select(MetricChunkRow.count, MetricChunkRow.data).where(
         MetricChunkRow.series_id == series_id
     )
@@ -336,13 +341,20 @@ def read_points(
         stmt = stmt.where(MetricChunkRow.max_step >= min_step)
     if max_step is not None:
         stmt = stmt.where(MetricChunkRow.min_step <= max_step)
+    if min_time is not None:
+        stmt = stmt.where(MetricChunkRow.max_time >= min_time)
+    if max_time is not None:
+        stmt = stmt.where(MetricChunkRow.min_time <= max_time)
     out = Points.empty()
     for count, data in session.execute(stmt.order_by(MetricChunkRow.seq)):
         out.extend(decode(data, count))
-    if min_step is not None or max_step is not None:
+    if min_step is not None or max_step is not None or min_time is not None or max_time is not None:
         lo = min_step if min_step is not None else -(2**63)
         hi = max_step if max_step is not None else 2**63 - 1
-        keep = [i for i, s in enumerate(out.steps) if lo <= s <= hi]
+        t_lo = min_time if min_time is not None else -math.inf
+        t_hi = max_time if max_time is not None else math.inf
+        times = out.times
+        keep = [i for i, s in enumerate(out.steps) if lo <= s <= hi and t_lo <= times[i] <= t_hi]
         out = Points(
             array("q", (out.steps[i] for i in keep)),
             array("d", (out.times[i] for i in keep)),

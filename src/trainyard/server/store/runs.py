@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -29,6 +29,7 @@ __all__ = [
     "RunState",
     "delete_run",
     "get_next_queued",
+    "get_resource_cursor",
     "get_run",
     "get_run_by_build",
     "insert_run",
@@ -37,6 +38,7 @@ __all__ = [
     "to_replica",
     "to_run",
     "update_replicas",
+    "update_resource_cursor",
 ]
 
 
@@ -105,6 +107,7 @@ class RunState:
     observe_cursor: int
     claimed_at: datetime | None
     updated_at: datetime
+    resource_cursor: int = 0  # where the executor's resource samples were stored up to
 
 
 def insert_run(
@@ -214,7 +217,12 @@ def list_run_states(session: Session, statuses: Collection[RunStatus]) -> list[R
     tracking clients (executor ``external``) are left out: no backend runs them."""
     stmt = (
         select(
-            RunRow.id, RunRow.status, RunRow.observe_cursor, RunRow.claimed_at, RunRow.updated_at
+            RunRow.id,
+            RunRow.status,
+            RunRow.observe_cursor,
+            RunRow.claimed_at,
+            RunRow.updated_at,
+            RunRow.resource_cursor,
         )
         .where(RunRow.status.in_([s.value for s in statuses]), RunRow.executor != "external")
         .order_by(RunRow.id)
@@ -226,9 +234,30 @@ def list_run_states(session: Session, statuses: Collection[RunStatus]) -> list[R
             observe_cursor=r.observe_cursor,
             claimed_at=r.claimed_at,
             updated_at=r.updated_at,
+            resource_cursor=r.resource_cursor,
         )
         for r in session.execute(stmt)
     ]
+
+
+def get_resource_cursor(session: Session, run_id: int) -> int | None:
+    """Where the run's resource samples are stored up to; None if there is no such run."""
+    value = session.scalar(select(RunRow.resource_cursor).where(RunRow.id == run_id))
+    return int(value) if value is not None else None
+
+
+def update_resource_cursor(session: Session, run_id: int, old: int, new: int) -> bool:
+    """Move the run's resource cursor from ``old`` to ``new``; False (nothing changed) when
+    it is not at ``old`` any more: another server stored those samples first. The row lock
+    this takes is held to the end of the caller's transaction, so of two servers storing the
+    same samples one waits, then finds the cursor moved."""
+    result: Any = session.execute(
+        update(RunRow)
+        .where(RunRow.id == run_id, RunRow.resource_cursor == old)
+        .values(resource_cursor=new)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)
 
 
 def get_next_queued(session: Session) -> RunRow | None:
