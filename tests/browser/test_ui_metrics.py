@@ -1,6 +1,7 @@
 """The run view's Metrics tab in a real browser: one uPlot chart per key with its summary,
 log scale, smoothing, step/time x axis, drag-to-zoom re-reading the window, the system
-section, logged params shown as text, live updates while the run is running."""
+section, logged params shown as text, live updates while the run is running. (The System
+section's resource charts: test_ui_resources.py.)"""
 
 from __future__ import annotations
 
@@ -97,11 +98,15 @@ def test_metrics_tab_draws_a_chart_per_key_with_options_and_live_updates(
     peak = _plot(page, "loss", "Math.max(...u.data[1])")
     assert peak > 4.0, peak
 
-    # The system section, below the user metrics.
+    # The system section, below the user metrics: a key without a replica part (as logged
+    # before per-replica keys) under its own heading. The replicas' own resource charts are
+    # tested in test_ui_resources.py.
     system = page.locator("#metrics-system")
     expect(system).to_be_visible()
-    expect(system.locator(".chart h3")).to_have_text(["system/cpu_percent"])
-    expect(system.locator("canvas")).to_have_count(1)
+    other = system.locator('.sysreplica[data-replica=""]')
+    expect(other.locator(".chart h3")).to_have_text(["system/cpu_percent"])
+    expect(other.locator("canvas")).to_have_count(1)
+    expect(other.locator(".chart")).to_have_attribute("data-points", "50")  # all, the first too
 
     # Params: a table, the markup in a value shown as text.
     table = page.locator("#metrics-params")
@@ -178,7 +183,6 @@ def test_metrics_tab_empty_state_names_the_sdk(
     expect(empty).to_be_visible()
     expect(empty).to_contain_text("No metrics logged yet")
     expect(empty).to_contain_text("docs/sdk.md")
-    expect(page.locator("#metrics-system")).to_be_hidden()
     expect(page.locator("#metrics-params-box")).to_be_hidden()
     expect(page.get_by_role("toolbar", name="Chart options")).to_be_hidden()
     shoot(page, "run-metrics-empty")

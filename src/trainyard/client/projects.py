@@ -1,4 +1,5 @@
-"""``/projects``: list, create, get, set the markdown summary, and move to another group."""
+"""``/projects``: list, create, get, set the markdown summary, move to another group, and the
+leaderboard (set or clear its metric, read the board)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 from trainyard.client.http import Transport
+from trainyard.core.leaderboard import Leaderboard, LeaderboardGoal
 from trainyard.core.models import Project
 
 __all__ = ["ProjectsAPI"]
@@ -47,3 +49,21 @@ class ProjectsAPI:
         return _project(
             self._t.put(f"/projects/{quote(name, safe='')}/group", json={"group": group})
         )
+
+    def leaderboard(self, name: str) -> Leaderboard:
+        """The project's board: each user's best run by the evaluation metric's last value,
+        best first (no entries while no metric is set). NotFoundError for the project."""
+        return Leaderboard.model_validate(
+            self._t.get(f"/projects/{quote(name, safe='')}/leaderboard")
+        )
+
+    def set_leaderboard(self, name: str, metric: str, goal: LeaderboardGoal | str) -> Project:
+        """Rank the project's runs by ``metric``; ``goal`` ``"max"`` (higher is better) or
+        ``"min"`` (lower is better). InvalidInputError for a bad key, a resource metric
+        (``system/…``) or another goal; NotFoundError for the project."""
+        body = {"metric": metric, "goal": str(goal)}
+        return _project(self._t.put(f"/projects/{quote(name, safe='')}/leaderboard", json=body))
+
+    def clear_leaderboard(self, name: str) -> Project:
+        """Remove the project's leaderboard metric (idempotent)."""
+        return _project(self._t.request("DELETE", f"/projects/{quote(name, safe='')}/leaderboard"))

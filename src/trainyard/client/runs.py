@@ -14,6 +14,7 @@ from trainyard.client.logs import LogPage, LogStreamItem, read_log_page, stream_
 from trainyard.client.refs import RunRef, parse_run_ref
 from trainyard.core.errors import InvalidInputError, NotFoundError
 from trainyard.core.models import Event, GitInfo, Run
+from trainyard.core.run_search import RunSearchPage
 from trainyard.core.status import RunStatus
 
 __all__ = ["RunPage", "RunsAPI", "os_user", "parse_run"]
@@ -139,6 +140,41 @@ class RunsAPI:
             limit=int(data.get("limit", limit)),
             offset=int(data.get("offset", offset)),
         )
+
+    def search(
+        self,
+        project: str = "default",
+        *,
+        sort: str = "id",
+        order: str = "desc",
+        status: str | Sequence[RunStatus | str] | None = None,
+        task: str | None = None,
+        q: str | None = None,
+        archived: bool | None = False,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> RunSearchPage:
+        """A page of the project's runs, each with its params and metric summaries (last,
+        min, max, step), sorted by the server: ``sort`` is ``id``, ``task``, ``status``,
+        ``updated``, ``created``, ``metric:KEY`` (the last value; ``metric:KEY:min`` or
+        ``:max``) or ``param:KEY``; runs without the key come last. ``archived`` None lists
+        archived runs too. InvalidInputError for a malformed sort or a metric or param that
+        no run of the project logged (the message lists those it has)."""
+        flag = "all" if archived is None else str(bool(archived)).lower()
+        data = self._t.get(
+            f"/projects/{quote(project, safe='')}/runs",
+            params={
+                "sort": sort,
+                "order": order,
+                "status": _status_param(status),
+                "task": task,
+                "q": q,
+                "archived": flag,
+                "limit": limit,
+                "offset": offset,
+            },
+        )
+        return RunSearchPage.model_validate(data)
 
     def get(self, run_id: int) -> Run:
         """The run with this id (replicas included); NotFoundError if there is none."""

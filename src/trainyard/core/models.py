@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainyard.core.leaderboard import LeaderboardSetting
 from trainyard.core.status import ReplicaStatus, RunStatus
 
 __all__ = [
@@ -159,6 +160,8 @@ class Project(_Model):
     summary: str = ""
     created_at: datetime
     group: str = "default"  # its runs draw on this group's GPU pools
+    # The leaderboard's metric and goal; None until the project owner sets them.
+    leaderboard: LeaderboardSetting | None = None
 
 
 class Task(_Model):

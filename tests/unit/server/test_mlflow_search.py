@@ -107,5 +107,3 @@ def test_slugify() -> None:
     assert slugify("Éxpé  rience") == "expe-rience"
     assert slugify("!!!") == ""
     assert len(slugify("x" * 100)) == 63
-
-

@@ -1,17 +1,21 @@
-"""``/projects``: list, create, get, set the summary, move to another group."""
+"""``/projects``: list, create, get, set the summary, move to another group; the
+leaderboard (set its metric, clear it, read the board)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
+from trainyard.core.leaderboard import Leaderboard
 from trainyard.core.models import Project
 from trainyard.server.routers.deps import Ctx
 from trainyard.server.routers.schemas import (
+    LeaderboardRequest,
     ProjectCreateRequest,
     ProjectGroupRequest,
     ProjectsResponse,
     ProjectSummaryRequest,
 )
+from trainyard.server.services import leaderboard as leaderboard_service
 from trainyard.server.services import projects as service
 from trainyard.server.services import scheduling
 
@@ -43,3 +47,22 @@ def set_group(ctx: Ctx, project: str, body: ProjectGroupRequest) -> Project:
     """Move the project to another group: its queued and future runs use that group's pools."""
     scheduling.set_project_group(ctx, project, body.group)
     return service.get_project(ctx, project)
+
+
+@router.get("/projects/{project}/leaderboard", response_model=Leaderboard)
+def get_leaderboard(ctx: Ctx, project: str) -> Leaderboard:
+    """Each user's best run by the project's evaluation metric (its last value), best first;
+    no entries while no metric is set."""
+    return leaderboard_service.get_leaderboard(ctx, project)
+
+
+@router.put("/projects/{project}/leaderboard", response_model=Project)
+def set_leaderboard(ctx: Ctx, project: str, body: LeaderboardRequest) -> Project:
+    """Set the leaderboard's metric and goal (``min``: lower is better; ``max``: higher)."""
+    return leaderboard_service.set_leaderboard(ctx, project, body.metric, body.goal)
+
+
+@router.delete("/projects/{project}/leaderboard", response_model=Project)
+def clear_leaderboard(ctx: Ctx, project: str) -> Project:
+    """Remove the leaderboard's metric (idempotent)."""
+    return leaderboard_service.clear_leaderboard(ctx, project)

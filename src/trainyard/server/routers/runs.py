@@ -1,4 +1,4 @@
-"""``/runs`` and ``/projects/{project}/runs``: submit, list, get, stop, events."""
+"""``/runs`` and ``/projects/{project}/runs``: submit, search, list, get, stop, events."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from trainyard.server.routers.schemas import (
     RunCreateRequest,
     RunPageResponse,
     RunResponse,
+    RunSearchResponse,
     run_json,
 )
+from trainyard.server.services import run_search as search_service
 from trainyard.server.services import runs as service
 
 router = APIRouter(tags=["runs"])
@@ -73,6 +75,44 @@ def submit_run(ctx: Ctx, project: str, body: RunCreateRequest) -> JSONResponse:
         start_immediately=body.start_immediately,
     )
     return JSONResponse(run_json(run), status_code=201)
+
+
+@router.get("/projects/{project}/runs", response_model=RunSearchResponse)
+def search_runs(
+    ctx: Ctx,
+    project: str,
+    sort: Annotated[
+        str,
+        Query(
+            description="id, task, status, updated, created, metric:KEY (its last value), "
+            "metric:KEY:min, metric:KEY:max or param:KEY; runs without the key come last"
+        ),
+    ] = "id",
+    order: Annotated[str, Query(description="desc (default) or asc")] = "desc",
+    status: Annotated[str | None, Query(description="comma list, e.g. complete,running")] = None,
+    task: str = "",
+    q: Annotated[str, Query(description="task name contains it, or a run id / build number")] = "",
+    archived: Annotated[
+        str, Query(description="false (default): live runs; true: archived ones; all: both")
+    ] = "false",
+    limit: Annotated[int, Query(description="1 to 5,000")] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JSONResponse:
+    """One page of the project's runs with their params and metric summaries (last, min,
+    max, step), sorted by the database; ``total`` counts every match."""
+    body = search_service.search_runs(
+        ctx,
+        project,
+        sort=sort,
+        order=order,
+        statuses=[s.value for s in _statuses(status) or []],
+        task=task,
+        search=q,
+        archived=_archived(archived),
+        limit=limit,
+        offset=offset,
+    )
+    return JSONResponse(body)
 
 
 @router.get("/runs", response_model=RunPageResponse)

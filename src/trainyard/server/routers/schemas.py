@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from trainyard.core.models import Event, GitInfo, Project, Run, Task
+from trainyard.core.run_search import RunSearchPage
 from trainyard.core.scheduling import Group, Node, Pool, QueueEntry
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "GroupCreateRequest",
     "GroupsResponse",
     "HealthResponse",
+    "LeaderboardRequest",
     "LogLineResponse",
     "LogPageResponse",
     "NodesResponse",
@@ -30,6 +32,7 @@ __all__ = [
     "RunCreateRequest",
     "RunPageResponse",
     "RunResponse",
+    "RunSearchResponse",
     "SimulateGpusRequest",
     "SnapshotResponse",
     "TaskCreateRequest",
@@ -107,6 +110,11 @@ class ProjectSummaryRequest(_Request):
     summary: str = Field(description="markdown")
 
 
+class LeaderboardRequest(_Request):
+    metric: str = Field(description="the metric key that ranks runs, e.g. val/acc")
+    goal: str = Field(description="min: lower is better (a loss); max: higher is better")
+
+
 class TaskCreateRequest(_Request):
     manifest: str = Field(description="the manifest's YAML text")
     filename: str = Field(default="task.yaml", description="used in error messages")
@@ -167,6 +175,10 @@ class RunPageResponse(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+# A page of ``GET /projects/{project}/runs``: runs with their params and metric summaries.
+RunSearchResponse = RunSearchPage
 
 
 class EventsResponse(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from trainyard.core.leaderboard import LeaderboardGoal, LeaderboardSetting
 from trainyard.core.models import Project
 from trainyard.server.store._dialect import insert
 from trainyard.server.store.tables import DEFAULT_GROUP_ID, ProjectRow, utcnow
@@ -15,17 +16,24 @@ __all__ = [
     "insert_project",
     "list_projects",
     "to_project",
+    "update_project_leaderboard",
     "update_project_summary",
 ]
 
 
 def to_project(row: ProjectRow) -> Project:
+    board = None
+    if row.leaderboard_metric and row.leaderboard_goal:
+        board = LeaderboardSetting(
+            metric=row.leaderboard_metric, goal=LeaderboardGoal(row.leaderboard_goal)
+        )
     return Project(
         id=row.id,
         name=row.name,
         summary=row.summary,
         created_at=row.created_at,
         group=row.group.name,
+        leaderboard=board,
     )
 
 
@@ -62,5 +70,15 @@ def get_or_insert_project(session: Session, name: str) -> ProjectRow:
 
 def update_project_summary(session: Session, row: ProjectRow, summary: str) -> ProjectRow:
     row.summary = summary
+    session.flush()
+    return row
+
+
+def update_project_leaderboard(
+    session: Session, row: ProjectRow, setting: LeaderboardSetting | None
+) -> ProjectRow:
+    """Set the leaderboard's metric and goal (None clears both)."""
+    row.leaderboard_metric = setting.metric if setting else None
+    row.leaderboard_goal = setting.goal.value if setting else None
     session.flush()
     return row

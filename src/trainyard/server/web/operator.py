@@ -3,7 +3,9 @@
 ``/operator`` is the page (tabs: Nodes, Pools, Groups, Queue); ``/operator/live`` answers the
 same panes as out-of-band fragments, which the page polls every 2 s (htmx swaps each pane's
 contents in place, so the open tab and the scroll position stay). Pools and groups are
-changed with the CLI or the JSON API, not here.
+changed with the CLI or the JSON API, not here. ``/operator/nodes/{name}`` is one node's page:
+its card and its CPU, memory and GPU charts (drawn by static/node.js from
+``/api/v1/nodes/{name}/metrics``).
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from trainyard.core.errors import NotFoundError
 from trainyard.core.scheduling import Gpu, Group, Node, Pool, QueueEntry
 from trainyard.server.routers.deps import Ctx
 from trainyard.server.services import scheduling as scheduling_service
 from trainyard.server.services.context import ServiceContext
 
-__all__ = ["ago", "cores", "duration", "operator_view", "router", "size"]
+__all__ = ["ago", "cores", "duration", "node_view", "operator_view", "router", "size"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -148,6 +151,21 @@ def operator_view(
     }
 
 
+def node_view(node: Node, now: datetime) -> dict[str, Any]:
+    """What the node page shows above its charts: the node's card (as on the Operator page),
+    its size in words, and its memory and its GPUs' memory in MiB (the tops of the memory
+    charts)."""
+    return {
+        "card": _card(node, now),
+        "total_cores": cores(node.cpu_millis),
+        "total_memory": size(node.memory_bytes),
+        "memory_mb": node.memory_bytes / 2**20,
+        "gpu_memory_mb": {
+            str(g.index): g.memory_bytes / 2**20 for g in node.gpus if g.memory_bytes
+        },
+    }
+
+
 def _operator_context(ctx: ServiceContext) -> dict[str, Any]:
     return operator_view(
         scheduling_service.list_nodes(ctx),
@@ -174,3 +192,17 @@ def operator_live(request: Request, ctx: Ctx) -> HTMLResponse:
 
     context = {**_operator_context(ctx), "oob": True}
     return templates.TemplateResponse(request, "_operator_live.html", context)
+
+
+@router.get("/operator/nodes/{name}", response_class=HTMLResponse)
+def node_page(request: Request, ctx: Ctx, name: str) -> HTMLResponse:
+    """One node: its card, then its CPU, memory and per-GPU charts over a chosen window."""
+    from trainyard.server.web.pages import _page
+
+    try:
+        node = scheduling_service.get_node(ctx, name)
+    except NotFoundError as exc:
+        context: dict[str, Any] = {"missing": exc.message, "name": name, "nav": "operator"}
+        return _page(request, ctx, "operator_node.html", context, status_code=404)
+    context = {**node_view(node, datetime.now(UTC)), "nav": "operator", "duration": duration}
+    return _page(request, ctx, "operator_node.html", context)

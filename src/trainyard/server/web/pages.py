@@ -7,10 +7,9 @@ API from the browser. Jinja2 autoescapes everything; markdown is rendered with r
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -21,7 +20,7 @@ from markupsafe import Markup
 from trainyard.core.errors import NotFoundError
 from trainyard.core.models import Event, Project, Replica, Run
 from trainyard.core.quantity import format_cpu, format_memory
-from trainyard.core.scheduling import Gpu
+from trainyard.core.scheduling import Gpu, requested_gpus
 from trainyard.core.status import ACTIVE_STATUSES, RunStatus
 from trainyard.server.routers.deps import Ctx
 from trainyard.server.services import logs as log_service
@@ -30,13 +29,12 @@ from trainyard.server.services import runs as run_service
 from trainyard.server.services import tasks as task_service
 from trainyard.server.services.context import ServiceContext
 from trainyard.server.services.projects import DEFAULT_PROJECT
-from trainyard.server.web.queries import SORTS, RunQuery, gpus_by_uuid, query_runs
+from trainyard.server.web.queries import RunQuery, gpus_by_uuid, query_runs
 
-__all__ = ["STATIC_DIR", "placement_rows", "replica_history", "router"]
+__all__ = ["STATIC_DIR", "placement_rows", "replica_history", "router", "system_layout"]
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
-PAGE_SIZE = 25
 _DOWNLOAD_CHUNK = 1 << 20
 
 router = APIRouter(include_in_schema=False)
@@ -190,6 +188,48 @@ def placement_rows(run: Run, gpus: dict[str, Gpu]) -> list[dict[str, Any]]:
     return rows
 
 
+def _epoch(value: datetime | None) -> float | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
+def system_layout(run: Run, gpus: dict[str, Gpu]) -> dict[str, Any]:
+    """What the Metrics tab's System section lays its charts out by (static/run_system.js):
+    every replica in spec order with the GPUs it asks for and, once placed, its node and its
+    GPUs in CUDA_VISIBLE_DEVICES order — the order of its ``system/<replica>/gpu/<i>/`` keys —
+    (``gpus`` is None before placement); the run's start and end in epoch seconds."""
+    placed = {p.replica: p for p in run.placements}
+    replicas: list[dict[str, Any]] = []
+    for resource in run.spec.resources:
+        for index in range(resource.replicas):
+            name = f"{resource.name}-{index}"
+            placement = placed.get(name)
+            entry: dict[str, Any] = {
+                "name": name,
+                "requested": requested_gpus(resource),
+                "node": placement.node if placement else None,
+                "gpus": None,
+            }
+            if placement is not None:
+                entry["gpus"] = [
+                    {
+                        "uuid": uuid,
+                        "index": gpus[uuid].index if uuid in gpus else None,
+                        "product": gpus[uuid].product if uuid in gpus else "",
+                        "simulated": gpus[uuid].simulated if uuid in gpus else False,
+                        "node": placement.node,
+                    }
+                    for uuid in placement.gpus
+                ]
+            replicas.append(entry)
+    return {
+        "replicas": replicas,
+        "started": _epoch(run.started_at),
+        "finished": _epoch(run.finished_at),
+    }
+
+
 def _run_context(ctx: ServiceContext, run: Run, events: list[Event]) -> dict[str, Any]:
     """What the run view and its polled panel show (GPU names only once it is placed)."""
     gpus = gpus_by_uuid(ctx) if any(p.gpus for p in run.placements) else {}
@@ -198,6 +238,7 @@ def _run_context(ctx: ServiceContext, run: Run, events: list[Event]) -> dict[str
         "events": events,
         "history": replica_history(events),
         "placement": placement_rows(run, gpus),
+        "system_layout": system_layout(run, gpus),
     }
 
 
@@ -238,115 +279,6 @@ def _not_found(request: Request, ctx: ServiceContext, exc: NotFoundError) -> HTM
 @router.get("/")
 def home() -> RedirectResponse:
     return RedirectResponse(f"/projects/{DEFAULT_PROJECT}/runs", status_code=307)
-
-
-def _dashboard_context(
-    ctx: ServiceContext,
-    project: str,
-    status: list[str],
-    task: str,
-    q: str,
-    sort: str,
-    order: str,
-    page: int,
-    archived: bool = False,
-) -> dict[str, Any]:
-    """Everything the dashboard and its table need; unknown statuses and sorts are ignored.
-    ``archived`` shows the archived runs (and only them) instead of the live ones."""
-    statuses = [RunStatus(s) for s in status if s in RunStatus.__members__.values()]
-    sort = sort if sort in SORTS else "id"
-    descending = order != "asc"
-    page = max(1, page)
-    query = RunQuery(
-        project=project,
-        statuses=statuses,
-        task=task,
-        search=q,
-        sort=sort,
-        descending=descending,
-        limit=PAGE_SIZE,
-        offset=(page - 1) * PAGE_SIZE,
-        archived=archived,
-    )
-    runs, total = query_runs(ctx, query)
-    params: list[tuple[str, str]] = [("status", s.value) for s in statuses]
-    params += [(k, v) for k, v in (("task", task), ("q", q)) if v]
-    if archived:
-        params.append(("archived", "1"))
-
-    def link(**change: Any) -> str:
-        values = {"sort": sort, "order": "desc" if descending else "asc", "page": page, **change}
-        return "?" + urlencode(params + [(k, str(v)) for k, v in values.items()])
-
-    def sort_link(key: str) -> str:
-        flip = "asc" if key == sort and descending else "desc"
-        return link(sort=key, order=flip, page=1)
-
-    pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
-    return {
-        "project": project,
-        "runs": runs,
-        "total": total,
-        "page": page,
-        "pages": pages,
-        "first_link": link(page=1),
-        "prev_link": link(page=min(page - 1, pages)) if page > 1 else None,
-        "next_link": link(page=page + 1) if page < pages else None,
-        "sort": sort,
-        "descending": descending,
-        "sort_link": sort_link,
-        "selected_statuses": {s.value for s in statuses},
-        "all_statuses": [s.value for s in RunStatus],
-        "task": task,
-        "q": q,
-        "archived": archived,
-        "tasks": [t.name for t in task_service.list_tasks(ctx, project)],
-        "table_url": f"/projects/{project}/runs/table{link()}",
-    }
-
-
-Statuses = Annotated[list[str], Query()]
-
-
-@router.get("/projects/{project}/runs", response_class=HTMLResponse)
-def dashboard(
-    request: Request,
-    ctx: Ctx,
-    project: str,
-    status: Statuses = [],  # noqa: B006 - FastAPI copies query defaults
-    task: str = "",
-    q: str = "",
-    sort: str = "id",
-    order: str = "desc",
-    page: int = 1,
-    archived: bool = False,
-) -> HTMLResponse:
-    try:
-        context = _dashboard_context(ctx, project, status, task, q, sort, order, page, archived)
-    except NotFoundError as exc:
-        return _not_found(request, ctx, exc)
-    return _page(request, ctx, "dashboard.html", context, project=project)
-
-
-@router.get("/projects/{project}/runs/table", response_class=HTMLResponse)
-def dashboard_table(
-    request: Request,
-    ctx: Ctx,
-    project: str,
-    status: Statuses = [],  # noqa: B006 - FastAPI copies query defaults
-    task: str = "",
-    q: str = "",
-    sort: str = "id",
-    order: str = "desc",
-    page: int = 1,
-    archived: bool = False,
-) -> HTMLResponse:
-    """The table alone, which the dashboard polls every 2 s."""
-    try:
-        context = _dashboard_context(ctx, project, status, task, q, sort, order, page, archived)
-    except NotFoundError as exc:
-        return HTMLResponse(f"<p>{Markup.escape(exc.message)}</p>", status_code=404)
-    return templates.TemplateResponse(request, "_runs_table.html", context)
 
 
 @router.get("/projects/{project}", response_class=HTMLResponse)
@@ -428,8 +360,15 @@ def download_logs(
     )
 
 
+# After the routes above: these modules import this one's helpers when a page is served.
+from trainyard.server.web.compare import router as _compare_router  # noqa: E402
+from trainyard.server.web.dashboard import router as _dashboard_router  # noqa: E402
+from trainyard.server.web.leaderboard import router as _leaderboard_router  # noqa: E402
 from trainyard.server.web.operator import router as _operator_router  # noqa: E402
-from trainyard.server.web.tasks import router as _tasks_router  # noqa: E402 - after the routes above
+from trainyard.server.web.tasks import router as _tasks_router  # noqa: E402
 
+router.include_router(_dashboard_router)
+router.include_router(_compare_router)
+router.include_router(_leaderboard_router)
 router.include_router(_tasks_router)
 router.include_router(_operator_router)

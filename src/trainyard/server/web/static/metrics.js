@@ -1,6 +1,7 @@
-// The run view's Metrics tab: one uPlot chart per metric key (user metrics, then `system/`
-// keys in their own section), the run's logged params, and the chart options (log y, EMA
-// smoothing, step or relative wall time on x, drag-to-zoom that re-reads the window).
+// The run view's Metrics tab: one uPlot chart per user metric key, the run's logged params,
+// and the chart options (log y, EMA smoothing, step or relative wall time on x, drag-to-zoom
+// that re-reads the window). `system/` keys (resource samples) go to the System section,
+// drawn by run_system.js over wall time; this file polls for both.
 // Keys and param values are only ever set with textContent, never innerHTML.
 (function () {
   "use strict";
@@ -74,7 +75,6 @@
     var api = "/api/v1/runs/" + runId;
     var userGrid = document.getElementById("metrics-charts");
     var systemBox = document.getElementById("metrics-system");
-    var systemGrid = document.getElementById("metrics-system-charts");
     var empty = document.getElementById("metrics-empty");
     var paramsBox = document.getElementById("metrics-params-box");
     var paramsBody = document.querySelector("#metrics-params tbody");
@@ -88,7 +88,8 @@
 
     var opts = { log: false, smoothing: Number(smoothInput.value), x: xSelect.value };
     var active = root.dataset.active === "true";
-    var charts = {};        // key -> chart state
+    var charts = {};        // key -> chart state (user metrics)
+    var system = window.TyRunSystem && window.TyTimeCharts ? new TyRunSystem(systemBox, runId, active) : null;
     var loadedOnce = false, busy = false, timer = null;
 
     function visible() { return !pane.hidden; }
@@ -167,9 +168,7 @@
     }
 
     function chartOptions(c, width) {
-      var accent = cssVar("--accent"), muted = cssVar("--muted"), line = cssVar("--line");
-      var system = c.key.indexOf("system/") === 0;
-      var colour = system ? cssVar("--ok") : accent;
+      var colour = cssVar("--accent"), muted = cssVar("--muted"), line = cssVar("--line");
       var axis = {
         stroke: muted,
         grid: { stroke: line, width: 1 },
@@ -293,14 +292,13 @@
 
     // --- the whole tab -----------------------------------------------------------------
     function place(c) {
-      var grid = c.key.indexOf("system/") === 0 ? systemGrid : userGrid;
       // Keep the cards in key order.
       var after = null;
-      Array.prototype.some.call(grid.children, function (el) {
+      Array.prototype.some.call(userGrid.children, function (el) {
         if (el.dataset.key > c.key) { after = el; return true; }
         return false;
       });
-      grid.insertBefore(c.card, after);
+      userGrid.insertBefore(c.card, after);
     }
 
     function showParams(params) {
@@ -328,16 +326,22 @@
       if (active && loadedOnce) reads.push(getJson(api));
       return Promise.all(reads).then(function (res) {
         var items = res[0].items;
-        empty.hidden = items.length > 0;
-        bar.hidden = !items.length;
-        var hasSystem = false;
-        items.forEach(function (s) {
+        var user = items.filter(function (s) { return s.key.indexOf("system/") !== 0; });
+        empty.hidden = user.length > 0;
+        // Resource charts below: the hint keeps its words and drops its example.
+        empty.classList.toggle("compact", user.length < items.length);
+        bar.hidden = !user.length;
+        if (res[2] && ["complete", "error", "stopped"].indexOf(res[2].status) >= 0) {
+          active = false;
+          root.dataset.active = "false";
+        }
+        if (system) system.update(items, res[2] || null, active);
+        user.forEach(function (s) {
           var c = charts[s.key];
           if (!c) {
             c = charts[s.key] = makeCard(s.key);
             place(c);
           }
-          if (s.key.indexOf("system/") === 0) hasSystem = true;
           c.summary = s;
           showStats(c);
           var seen = s.count + ":" + s.last_step + ":" + s.last_value;
@@ -345,12 +349,7 @@
           if (seen !== c.seen && !c.zoom) loadHistory(c);
           c.seen = seen;
         });
-        systemBox.hidden = !hasSystem;
         showParams(res[1].params || {});
-        if (res[2] && ["complete", "error", "stopped"].indexOf(res[2].status) >= 0) {
-          active = false;
-          root.dataset.active = "false";
-        }
         loadedOnce = true;
         live.textContent = active ? "live · updated every 3 s" : "";
         state.textContent = "";
@@ -361,6 +360,7 @@
 
     function redrawAll() {
       Object.keys(charts).forEach(function (k) { draw(charts[k]); });
+      if (system) system.redraw();
     }
 
     function poll() {
