@@ -73,6 +73,10 @@ bench: $(STAMP) .venv-bench/.installed
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/scheduler.py
 	$(BIN)/python bench/scheduler_db.py
+	$(BIN)/python bench/tracking.py --peer-python .venv-bench/bin/python
+	$(BIN)/python bench/sdk_overhead.py
+	$(BIN)/python bench/search.py --peer-python .venv-bench/bin/python
+	$(BIN)/python bench/metrics_scale.py
 
 clean:
 	rm -rf $(VENV) .venv-bench build .mypy_cache .ruff_cache .pytest_cache

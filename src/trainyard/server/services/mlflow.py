@@ -43,7 +43,15 @@ from trainyard.server.services.projects import DEFAULT_PROJECT
 from trainyard.server.store import Session
 from trainyard.server.store import metrics as metric_store
 from trainyard.server.store import projects as project_store
-from trainyard.server.store.tables import MlflowExperimentRow, ProjectRow, RunRow, RunTagRow
+from trainyard.server.store.tables import (
+    MetricSeriesRow,
+    MlflowExperimentRow,
+    ProjectRow,
+    RunParamRow,
+    RunRow,
+    RunTagRow,
+    TaskRow,
+)
 
 __all__ = [
     "RUN_NAME_TAG",
@@ -510,19 +518,66 @@ def get_metric_history(ctx: ServiceContext, run_id: str, key: str) -> list[dict[
     ]
 
 
-def _view(row: RunRow, run: Mapping[str, Any]) -> RunView:
-    info, data = run["info"], run["data"]
-    return RunView(
-        run_id=row.id,
-        status=info["status"],
-        run_name=info["run_name"],
-        user_id=info["user_id"],
-        start_time=info["start_time"],
-        end_time=info.get("end_time"),
-        metrics={m["key"]: m["value"] for m in data["metrics"]},
-        params={p["key"]: p["value"] for p in data["params"]},
-        tags={t["key"]: t["value"] for t in data["tags"]},
+def _views(session: Session, project_ids: Sequence[int], view: str) -> list[RunView]:
+    """What filters and orderings read of every run of the projects, from plain columns (no
+    ORM objects, no JSON built): a search over 2,000 runs builds the full JSON of one page
+    only."""
+    stmt = (
+        select(
+            RunRow.id,
+            RunRow.status,
+            RunRow.submitted_by,
+            RunRow.created_at,
+            RunRow.started_at,
+            RunRow.finished_at,
+            RunRow.build_id,
+            TaskRow.name,
+        )
+        .join(TaskRow, RunRow.task_id == TaskRow.id)
+        .where(RunRow.project_id.in_(project_ids))
+        .order_by(RunRow.id)
     )
+    if view != "ALL":
+        stmt = stmt.where(RunRow.archived.is_(view == "DELETED_ONLY"))
+    connection = session.connection()
+    runs = connection.execute(stmt).all()
+    ids = select(RunRow.id).where(RunRow.project_id.in_(project_ids))
+    metrics: dict[int, dict[str, float]] = {}
+    series = MetricSeriesRow.__table__.c
+    for run_id, key, value in connection.execute(
+        select(series.run_id, series.key, series.last_value).where(series.run_id.in_(ids))
+    ):
+        metrics.setdefault(run_id, {})[key] = value
+    params: dict[int, dict[str, str]] = {}
+    for run_id, key, value in connection.execute(
+        select(RunParamRow.run_id, RunParamRow.key, RunParamRow.value).where(
+            RunParamRow.run_id.in_(ids)
+        )
+    ):
+        params.setdefault(run_id, {})[key] = value
+    tags: dict[int, dict[str, str]] = {}
+    for run_id, key, value in connection.execute(
+        select(RunTagRow.run_id, RunTagRow.key, RunTagRow.value).where(RunTagRow.run_id.in_(ids))
+    ):
+        tags.setdefault(run_id, {})[key] = value
+    out = []
+    for run_id, status, user, created, started, finished, build_id, task in runs:
+        run_tags = tags.get(run_id, {})
+        start = _ms(started or created)
+        out.append(
+            RunView(
+                run_id=run_id,
+                status=_STATUS_TO_MLFLOW[RunStatus(status)],
+                run_name=run_tags.get(RUN_NAME_TAG) or f"{task}-{build_id}",
+                user_id=user,
+                start_time=start if start is not None else 0,
+                end_time=_ms(finished),
+                metrics=metrics.get(run_id, {}),
+                params=params.get(run_id, {}),
+                tags=run_tags,
+            )
+        )
+    return out
 
 
 def search_runs(
@@ -547,15 +602,12 @@ def search_runs(
         project_ids = [_load_experiment(session, e).id for e in experiment_ids]
         if not project_ids:
             return {"runs": []}
-        stmt = select(RunRow).where(RunRow.project_id.in_(project_ids)).order_by(RunRow.id)
-        if view != "ALL":
-            stmt = stmt.where(RunRow.archived.is_(view == "DELETED_ONLY"))
-        rows = list(session.scalars(stmt))
-        runs = _runs_json(session, rows)
-    by_id = {int(r["info"]["run_id"]): r for r in runs}
-    views = [v for v in (_view(row, run) for row, run in zip(rows, runs, strict=True))]
-    ordered = sort_runs([v for v in views if matches(v, clauses)], keys)
-    page = [by_id[v.run_id] for v in ordered[offset : offset + limit]]
+        ordered = sort_runs(
+            [v for v in _views(session, project_ids, view) if matches(v, clauses)], keys
+        )
+        wanted = [v.run_id for v in ordered[offset : offset + limit]]
+        rows = {r.id: r for r in session.scalars(select(RunRow).where(RunRow.id.in_(wanted)))}
+        page = _runs_json(session, [rows[i] for i in wanted])
     out: dict[str, Any] = {"runs": page}
     if offset + limit < len(ordered):
         out["next_page_token"] = str(offset + limit)

@@ -68,6 +68,10 @@ _COLUMNS: dict[str, Any] = {
     "created": RunRow.created_at,
 }
 SORT_KEYS = frozenset(COLUMN_SORTS)
+# Made once: an alias adapts every column it is asked for, at a cost paid per query.
+_SORT_SERIES = aliased(MetricSeriesRow, name="sort_series")
+_SORT_PARAM = aliased(RunParamRow, name="sort_param")
+_KEY_RUNS = aliased(RunRow, name="key_runs")
 _PARAMS = as_table(Table, RunParamRow.__table__)
 _SERIES = as_table(Table, MetricSeriesRow.__table__)
 _Stmt = TypeVar("_Stmt", bound="Select[*tuple[Any, ...]]")
@@ -126,12 +130,12 @@ def _sorted(stmt: _Stmt, sort: SortKey, descending: bool, dialect: str) -> tuple
 
     tie = way(RunRow.id)
     if sort.kind == "metric":
-        series = aliased(MetricSeriesRow, name="sort_series")
+        series = _SORT_SERIES
         stmt = stmt.outerjoin(series, and_(series.run_id == RunRow.id, series.key == sort.key))
         value = getattr(series, _METRIC_STATS[sort.stat])
         return stmt.order_by(value.is_(None), way(value), tie), value
     if sort.kind == "param":
-        param = aliased(RunParamRow, name="sort_param")
+        param = _SORT_PARAM
         stmt = stmt.outerjoin(param, and_(param.run_id == RunRow.id, param.key == sort.key))
         text = param.value.collate("C") if dialect == "postgresql" else param.value
         number = _number(param.value, dialect)
@@ -180,8 +184,8 @@ def search_runs(
 
 @dataclass(frozen=True)
 class SummaryPage:
-    """What :func:`search_run_summaries` read: ``rows`` (run columns, task name, the sort
-    value), the runs' params and metric summaries by run id, the total, and for a metric or
+    """What :func:`search_run_summaries` read: ``rows`` (run columns and task name, in page
+    order), the runs' params and metric summaries by run id, the total, and for a metric or
     param sort whether any run of the project has the key (None otherwise, or when the page
     is empty and the caller must ask :func:`has_key`). ``project_id`` is None when the page
     is empty (the caller then checks that the project exists)."""
@@ -205,47 +209,63 @@ def search_run_summaries(
     offset: int,
 ) -> SummaryPage:
     """A page of the project's runs as lean rows, with their params and metric summaries, in
-    three queries whatever the page size: the page (its total counted by a window function,
-    the project joined by name, and whether the sort key is known as a subquery run once),
-    then the params and the summaries of the runs on it."""
+    four small queries whatever the page size: the page's ids in order (a narrow sort: the
+    id, the sort value and the total counted by a window function, the project joined by
+    name), their run columns, their params, their metric summaries. Whether the sort key is
+    known needs no query when a run of the page has it."""
     dialect = _dialect(session)
-    stmt = (
-        select(
-            RunRow.id,
-            RunRow.project_id,
-            RunRow.build_id,
-            RunRow.status,
-            RunRow.submitted_by,
-            RunRow.created_at,
-            RunRow.updated_at,
-            RunRow.started_at,
-            RunRow.finished_at,
-            RunRow.archived,
-            TaskRow.name.label("task"),
-            func.count().over().label("total"),
-        )
+    narrow = (
+        select(RunRow.id, RunRow.project_id, func.count().over().label("total"))
         .join(TaskRow, RunRow.task_id == TaskRow.id)
         .join(ProjectRow, RunRow.project_id == ProjectRow.id)
         .where(ProjectRow.name == project, *_conditions(f))
     )
-    if sort.kind != "column":
-        project_id = select(ProjectRow.id).where(ProjectRow.name == project).scalar_subquery()
-        stmt = stmt.add_columns(_key_logged(sort, project_id).label("key_known"))
-    stmt, _ = _sorted(stmt, sort, descending, dialect)
-    rows = session.execute(stmt.limit(limit).offset(offset)).all()
-    if not rows:
+    narrow, value = _sorted(narrow, sort, descending, dialect)
+    if value is not None:
+        narrow = narrow.add_columns(value.label("sort_value"))
+    # Core execution: lean tuples, none of the ORM's loading machinery.
+    connection = session.connection()
+    page = connection.execute(narrow.limit(limit).offset(offset)).all()
+    if not page:
         return SummaryPage([], {}, {}, 0, None, None)
-    ids = [r.id for r in rows]
+    ids = [r.id for r in page]
+    by_id = {
+        r.id: r
+        for r in connection.execute(
+            select(
+                RunRow.id,
+                RunRow.build_id,
+                RunRow.status,
+                RunRow.submitted_by,
+                RunRow.created_at,
+                RunRow.updated_at,
+                RunRow.started_at,
+                RunRow.finished_at,
+                RunRow.archived,
+                TaskRow.name.label("task"),
+            )
+            .join(TaskRow, RunRow.task_id == TaskRow.id)
+            .where(_one_of(RunRow.id, ids, dialect))
+        ).all()
+    }
+    rows = [by_id[i] for i in ids if i in by_id]
+    known: bool | None = None
+    if sort.kind != "column":
+        # Known when a run of this page has the key; otherwise ask the database (a page
+        # past the runs that have it, or a key no run has logged).
+        known = any(r.sort_value is not None for r in page) or has_key(
+            session, page[0].project_id, sort
+        )
     # Core columns and tuple unpacking: no ORM loading, no Row attribute lookups per value.
     params: dict[int, dict[str, str]] = {}
-    for run_id, key, value in session.execute(
+    for run_id, key, text in connection.execute(
         select(_PARAMS.c.run_id, _PARAMS.c.key, _PARAMS.c.value)
         .where(_one_of(_PARAMS.c.run_id, ids, dialect))
         .order_by(_PARAMS.c.run_id, _PARAMS.c.key)
     ).all():
-        params.setdefault(run_id, {})[key] = value
+        params.setdefault(run_id, {})[key] = text
     metrics: dict[int, dict[str, dict[str, Any]]] = {}
-    for run_id, key, last, low, high, step in session.execute(
+    for run_id, key, last, low, high, step in connection.execute(
         select(
             _SERIES.c.run_id,
             _SERIES.c.key,
@@ -258,8 +278,7 @@ def search_run_summaries(
         .order_by(_SERIES.c.run_id, _SERIES.c.key)
     ).all():
         metrics.setdefault(run_id, {})[key] = {"last": last, "min": low, "max": high, "step": step}
-    known = bool(rows[0].key_known) if sort.kind != "column" else None
-    return SummaryPage(rows, params, metrics, int(rows[0].total), known, rows[0].project_id)
+    return SummaryPage(rows, params, metrics, int(page[0].total), known, page[0].project_id)
 
 
 def _one_of(column: Any, ids: list[int], dialect: str) -> Any:
@@ -275,7 +294,7 @@ def _one_of(column: Any, ids: list[int], dialect: str) -> Any:
 def _key_logged(sort: SortKey, project_id: Any) -> Any:
     """EXISTS: a run of the project logged the sort's metric or param. Uncorrelated (its own
     alias of ``runs``), so the database evaluates it once per query, not once per row."""
-    runs = aliased(RunRow, name="key_runs")
+    runs = _KEY_RUNS
     project_runs = select(runs.id).where(runs.project_id == project_id)
     if sort.kind == "metric":
         return exists().where(
