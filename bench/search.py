@@ -82,19 +82,6 @@ def _ty_search(c: httpx.Client, limit: int) -> int:
     return len(items)
 
 
-def _ty_mlflow_search(c: httpx.Client, experiment: str, limit: int) -> int:
-    r = c.post(
-        "/api/2.0/mlflow/runs/search",
-        json={
-            "experiment_ids": [experiment],
-            "order_by": ["metrics.acc DESC"],
-            "max_results": limit,
-        },
-    )
-    r.raise_for_status()
-    return len(r.json()["runs"])
-
-
 # -- MLflow ---------------------------------------------------------------------------------
 
 
@@ -124,7 +111,8 @@ def _ml_fill(c: httpx.Client, runs: int) -> str:
     return experiment
 
 
-def _ml_search(c: httpx.Client, experiment: str, limit: int) -> int:
+def _mlflow_search(c: httpx.Client, experiment: str, limit: int) -> int:
+    """``runs/search`` by ``metrics.acc`` (MLflow's API, which trainyard also serves)."""
     r = c.post(
         "/api/2.0/mlflow/runs/search",
         json={
@@ -157,14 +145,14 @@ def main() -> None:
         ).json()["experiment"]["experiment_id"]
         for n in limits:
             ty[n] = _median(lambda n=n: _ty_search(c, n), args.repeat, n)
-            ty_ml[n] = _median(lambda n=n: _ty_mlflow_search(c, experiment, n), args.repeat, n)
+            ty_ml[n] = _median(lambda n=n: _mlflow_search(c, experiment, n), args.repeat, n)
 
     with mlflow_server(args.peer_python) as url, httpx.Client(base_url=url, timeout=300) as c:
         start = time.perf_counter()
         exp = _ml_fill(c, args.runs)
         print(f"MLflow:    {args.runs} runs filled in {time.perf_counter() - start:.1f} s")
         for n in limits:
-            ml[n] = _median(lambda n=n: _ml_search(c, exp, n), args.repeat, n)
+            ml[n] = _median(lambda n=n: _mlflow_search(c, exp, n), args.repeat, n)
 
     title = f"search {args.runs} runs by metrics.acc"
     print(f"\n{title:44} {'trainyard':>10} {'MLflow':>10} {'ratio':>8}")

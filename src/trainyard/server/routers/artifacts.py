@@ -11,12 +11,11 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from trainyard.core.errors import InvalidInputError
-from trainyard.server.routers.deps import Ctx
+from trainyard.server.routers.deps import Ctx, content_length
 from trainyard.server.services import artifacts as service
 from trainyard.storage.artifacts import ArtifactEntry
 
-__all__ = ["ArtifactItem", "ArtifactsResponse", "content_length", "router"]
+__all__ = ["ArtifactItem", "ArtifactsResponse", "router"]
 
 router = APIRouter(tags=["artifacts"])
 
@@ -29,16 +28,6 @@ class ArtifactItem(BaseModel):
 
 class ArtifactsResponse(BaseModel):
     items: list[ArtifactItem]
-
-
-def content_length(request: Request) -> int | None:
-    value = request.headers.get("content-length")
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidInputError("Content-Length header is not a number") from None
 
 
 def _item(entry: ArtifactEntry) -> ArtifactItem:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from trainyard.server.routers.artifacts import content_length
+from trainyard.server.routers.deps import content_length
 from trainyard.server.routers.mlflow import MlflowRoute
 from trainyard.server.services.artifacts import mlflow_store
 from trainyard.server.services.mlflow import not_found
