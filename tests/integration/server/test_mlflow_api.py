@@ -303,3 +303,38 @@ def test_log_batch_is_all_or_nothing(server: Any) -> None:
         assert r.status_code == 400 and "'lr'" in r.json()["message"]
         data = c.get("/runs/get", params={"run_id": run_id}).json()["run"]["data"]
         assert [m["key"] for m in data["metrics"]] == ["loss"]
+
+
+def test_search_filters_on_tags_names_and_params(server: Any) -> None:
+    """runs/search reads only the metrics, params and tags its filter and order name: tags,
+    run names and params still match, and the page carries all of a run's data."""
+    with httpx.Client(base_url=f"{server.url}/api/2.0/mlflow", timeout=30) as c:
+        eid = c.post("/experiments/create", json={"name": "filters"}).json()["experiment_id"]
+        ids = []
+        for i, team in enumerate(("vision", "nlp", "vision")):
+            run = c.post("/runs/create", json={"experiment_id": eid, "run_name": f"r{i}"})
+            run_id = run.json()["run"]["info"]["run_id"]
+            ids.append(run_id)
+            body = {
+                "run_id": run_id,
+                "params": [{"key": "lr", "value": str(0.1 * (i + 1))}, {"key": "x", "value": "1"}],
+                "tags": [{"key": "team", "value": team}],
+                "metrics": [{"key": "acc", "value": 0.5 + i / 10, "timestamp": 1, "step": 0}],
+            }
+            assert c.post("/runs/log-batch", json=body).status_code == 200
+
+        def search(flt: str, order: list[str]) -> list[str]:
+            body = {"experiment_ids": [eid], "filter": flt, "order_by": order}
+            r = c.post("/runs/search", json=body)
+            assert r.status_code == 200, r.text
+            return [run["info"]["run_id"] for run in r.json().get("runs", [])]
+
+        assert search("tags.team = 'vision'", ["params.lr DESC"]) == [ids[2], ids[0]]
+        assert search("attributes.run_name = 'r1'", []) == [ids[1]]
+        assert search("params.lr = '0.1'", []) == [ids[0]]
+        r = c.post("/runs/search", json={"experiment_ids": [eid], "max_results": 1,
+                                         "order_by": ["metrics.acc DESC"]})  # fmt: skip
+        data = r.json()["runs"][0]["data"]
+        assert {p["key"] for p in data["params"]} == {"lr", "x"}
+        assert {"key": "team", "value": "vision"} in data["tags"]
+        assert r.json()["next_page_token"] == "1"

@@ -22,6 +22,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import lazyload
 
 from trainyard.core.errors import ConflictError, InvalidInputError, NotFoundError
 from trainyard.core.metrics import check_key, param_text
@@ -30,7 +31,9 @@ from trainyard.server.services import metrics as tracking
 from trainyard.server.services import runs as run_service
 from trainyard.server.services.context import ServiceContext
 from trainyard.server.services.mlflow_search import (
+    Clause,
     MlflowApiError,
+    OrderKey,
     RunView,
     invalid,
     like,
@@ -294,8 +297,12 @@ def parse_run_id(run_id: str | None) -> int:
 def _tags(session: Session, run_ids: Sequence[int]) -> dict[int, dict[str, str]]:
     out: dict[int, dict[str, str]] = {i: {} for i in run_ids}
     if run_ids:
-        for row in session.scalars(select(RunTagRow).where(RunTagRow.run_id.in_(run_ids))):
-            out[row.run_id][row.key] = row.value
+        for run_id, key, value in session.connection().execute(
+            select(RunTagRow.run_id, RunTagRow.key, RunTagRow.value).where(
+                RunTagRow.run_id.in_(run_ids)
+            )
+        ):
+            out[run_id][key] = value
     return out
 
 
@@ -324,19 +331,25 @@ def _run_info(row: RunRow, tags: Mapping[str, str]) -> dict[str, Any]:
 def _runs_json(session: Session, rows: Sequence[RunRow]) -> list[dict[str, Any]]:
     ids = [r.id for r in rows]
     tags = _tags(session, ids)
+    # Plain columns, not ORM objects: a search page holds up to 1,000 runs.
+    connection = session.connection()
+    series = MetricSeriesRow.__table__.c
     metrics: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
-    for s in metric_store.list_series(session, ids):
-        metrics[s.run_id].append(
-            {
-                "key": s.key,
-                "value": s.last_value,
-                "timestamp": int(s.last_time * 1000),
-                "step": s.last_step,
-            }
+    for run_id, key, value, when, step in connection.execute(
+        select(series.run_id, series.key, series.last_value, series.last_time, series.last_step)
+        .where(series.run_id.in_(ids))
+        .order_by(series.run_id, series.key)
+    ):
+        metrics[run_id].append(
+            {"key": key, "value": value, "timestamp": int(when * 1000), "step": step}
         )
     params: dict[int, list[dict[str, str]]] = {i: [] for i in ids}
-    for p in metric_store.list_params(session, ids):
-        params[p.run_id].append({"key": p.key, "value": p.value})
+    for run_id, key, value in connection.execute(
+        select(RunParamRow.run_id, RunParamRow.key, RunParamRow.value)
+        .where(RunParamRow.run_id.in_(ids))
+        .order_by(RunParamRow.run_id, RunParamRow.key)
+    ):
+        params[run_id].append({"key": key, "value": value})
     return [
         {
             "info": _run_info(r, tags[r.id]),
@@ -518,10 +531,17 @@ def get_metric_history(ctx: ServiceContext, run_id: str, key: str) -> list[dict[
     ]
 
 
-def _views(session: Session, project_ids: Sequence[int], view: str) -> list[RunView]:
+def _views(
+    session: Session,
+    project_ids: Sequence[int],
+    view: str,
+    wanted: Sequence[Clause | OrderKey],
+) -> list[RunView]:
     """What filters and orderings read of every run of the projects, from plain columns (no
-    ORM objects, no JSON built): a search over 2,000 runs builds the full JSON of one page
-    only."""
+    ORM objects, no JSON built; only the metrics, params and tags that ``wanted`` names): a
+    search over 2,000 runs builds the full JSON of one page only."""
+    named = {kind: {w.key for w in wanted if w.kind == kind} for kind in ("metric", "param")}
+    named["tag"] = {w.key for w in wanted if w.kind == "tag"} | {RUN_NAME_TAG}
     stmt = (
         select(
             RunRow.id,
@@ -544,20 +564,26 @@ def _views(session: Session, project_ids: Sequence[int], view: str) -> list[RunV
     ids = select(RunRow.id).where(RunRow.project_id.in_(project_ids))
     metrics: dict[int, dict[str, float]] = {}
     series = MetricSeriesRow.__table__.c
-    for run_id, key, value in connection.execute(
-        select(series.run_id, series.key, series.last_value).where(series.run_id.in_(ids))
-    ):
-        metrics.setdefault(run_id, {})[key] = value
+    if named["metric"]:
+        for run_id, key, value in connection.execute(
+            select(series.run_id, series.key, series.last_value).where(
+                series.run_id.in_(ids), series.key.in_(named["metric"])
+            )
+        ):
+            metrics.setdefault(run_id, {})[key] = value
     params: dict[int, dict[str, str]] = {}
-    for run_id, key, value in connection.execute(
-        select(RunParamRow.run_id, RunParamRow.key, RunParamRow.value).where(
-            RunParamRow.run_id.in_(ids)
-        )
-    ):
-        params.setdefault(run_id, {})[key] = value
+    if named["param"]:
+        for run_id, key, value in connection.execute(
+            select(RunParamRow.run_id, RunParamRow.key, RunParamRow.value).where(
+                RunParamRow.run_id.in_(ids), RunParamRow.key.in_(named["param"])
+            )
+        ):
+            params.setdefault(run_id, {})[key] = value
     tags: dict[int, dict[str, str]] = {}
     for run_id, key, value in connection.execute(
-        select(RunTagRow.run_id, RunTagRow.key, RunTagRow.value).where(RunTagRow.run_id.in_(ids))
+        select(RunTagRow.run_id, RunTagRow.key, RunTagRow.value).where(
+            RunTagRow.run_id.in_(ids), RunTagRow.key.in_(named["tag"])
+        )
     ):
         tags.setdefault(run_id, {})[key] = value
     out = []
@@ -603,10 +629,17 @@ def search_runs(
         if not project_ids:
             return {"runs": []}
         ordered = sort_runs(
-            [v for v in _views(session, project_ids, view) if matches(v, clauses)], keys
+            [
+                v
+                for v in _views(session, project_ids, view, [*clauses, *keys])
+                if matches(v, clauses)
+            ],
+            keys,
         )
         wanted = [v.run_id for v in ordered[offset : offset + limit]]
-        rows = {r.id: r for r in session.scalars(select(RunRow).where(RunRow.id.in_(wanted)))}
+        # Without their replicas and placements: the JSON needs neither.
+        lean = select(RunRow).options(lazyload(RunRow.replicas), lazyload(RunRow.placements))
+        rows = {r.id: r for r in session.scalars(lean.where(RunRow.id.in_(wanted)))}
         page = _runs_json(session, [rows[i] for i in wanted])
     out: dict[str, Any] = {"runs": page}
     if offset + limit < len(ordered):
