@@ -411,6 +411,9 @@ def test_node_page_charts_cpu_memory_and_each_gpu(page: Any, node_server: Any) -
     with httpx.Client(base_url=f"{base}/api/v1", timeout=30.0) as api:
         made = api.put(f"/nodes/{local}/simulated-gpus", json={"count": 2, "type": V100})
         assert made.status_code == 200, made.text
+    # The card follows without a reload (polled every 5 s).
+    expect(page.locator("#node-card ul.gpus > li")).to_have_count(2, timeout=12_000)
+    expect(page.locator("#node-card .nodegpus")).to_contain_text("2 of 2 GPUs free")
     page.reload()
     expect(box.locator("h4.tgpu")).to_have_count(2)
     expect(box.locator("h4.tgpu .gpuproduct")).to_have_text([V100, V100])

@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 
 from trainyard.core.errors import NotFoundError
 from trainyard.core.scheduling import Gpu, Group, Node, Pool, QueueEntry
@@ -206,3 +207,16 @@ def node_page(request: Request, ctx: Ctx, name: str) -> HTMLResponse:
         return _page(request, ctx, "operator_node.html", context, status_code=404)
     context = {**node_view(node, datetime.now(UTC)), "nav": "operator", "duration": duration}
     return _page(request, ctx, "operator_node.html", context)
+
+
+@router.get("/operator/nodes/{name}/card", response_class=HTMLResponse)
+def node_card(request: Request, ctx: Ctx, name: str) -> HTMLResponse:
+    """The node page's card alone (holders, free GPUs, last seen), which it polls every 5 s."""
+    from trainyard.server.web.pages import templates
+
+    try:
+        node = scheduling_service.get_node(ctx, name)
+    except NotFoundError as exc:
+        return HTMLResponse(f"<p>{Markup.escape(exc.message)}</p>", status_code=404)
+    context = {**node_view(node, datetime.now(UTC)), "duration": duration}
+    return templates.TemplateResponse(request, "_operator_node_card.html", context)
