@@ -266,6 +266,8 @@
       });
     });
   }
+  // Shared with the page scripts that change things (leaderboard.js).
+  window.trainyard = { callApi: callApi };
 
   function showError(message) {
     var state = document.getElementById("action-error");

@@ -4,19 +4,8 @@
 (function () {
   "use strict";
 
-  function call(method, url, body) {
-    var init = { method: method, headers: {} };
-    if (body !== undefined) {
-      init.headers["content-type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    return fetch(url, init).then(function (r) {
-      return r.json().catch(function () { return {}; }).then(function (data) {
-        if (r.ok) return data;
-        throw new Error((data.error && data.error.message) || "request failed: HTTP " + r.status);
-      });
-    });
-  }
+  // app.js's request helper (loaded first, by every page).
+  function call(method, url, body) { return window.trainyard.callApi(method, url, body); }
 
   function setup() {
     var form = document.getElementById("leaderboard-form");
