@@ -78,11 +78,13 @@ class Server:
 
 
 @contextmanager
-def trainyard_server() -> Iterator[Server]:
-    """A real `trainyard server` with a fresh home (SQLite) on a free loopback port."""
-    with tempfile.TemporaryDirectory(prefix="trainyard-bench-") as home:
+def trainyard_server(home: Path | None = None) -> Iterator[Server]:
+    """A real `trainyard server` (SQLite) on a free loopback port, in ``home`` (a database
+    seeded beforehand) or a fresh temporary one."""
+    with tempfile.TemporaryDirectory(prefix="trainyard-bench-") as tmp:
+        home = home or Path(tmp)
         port = free_port()
-        env = {**os.environ, "TRAINYARD_HOME": home}
+        env = {**os.environ, "TRAINYARD_HOME": str(home)}
         env.pop("TRAINYARD_DB__URL", None)
         t0 = time.perf_counter()
         proc = subprocess.Popen(
@@ -93,8 +95,8 @@ def trainyard_server() -> Iterator[Server]:
         )
         try:
             url = f"http://127.0.0.1:{port}"
-            wait_http(f"{url}/api/v1/health", 30, proc)
-            yield Server(url, Path(home), proc, time.perf_counter() - t0)
+            wait_http(f"{url}/api/v1/health", 60, proc)
+            yield Server(url, home, proc, time.perf_counter() - t0)
         finally:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
                 try:
@@ -109,3 +111,42 @@ def trainyard_server() -> Iterator[Server]:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def time_pages(url: str, pages: dict[str, list[str]], reps: int, width: int = 40) -> float:
+    """GET each view's paths (one view may need several requests) ``reps`` times after a
+    warm-up over one keep-alive connection; print p50/p90 per view; return the worst p90."""
+    worst = 0.0
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for name, paths in pages.items():
+            times = []
+            for i in range(reps + 1):
+                t = time.perf_counter()
+                for path in paths:
+                    client.get(path).raise_for_status()
+                if i:
+                    times.append(time.perf_counter() - t)
+            p90 = pct(times, 0.9)
+            worst = max(worst, p90)
+            print(
+                f"{name:{width}s} p50 {statistics.median(times) * 1000:7.1f} ms   "
+                f"p90 {p90 * 1000:7.1f} ms"
+            )
+    return worst
+
+
+def mlflow_command(peer_python: str, home: str, port: int) -> list[str]:
+    """``mlflow server`` of the peer virtualenv on loopback, SQLite store under ``home``."""
+    mlflow = str(Path(peer_python).parent / "mlflow")
+    return [
+        mlflow,
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{home}/mlflow.db",
+        "--default-artifact-root",
+        f"{home}/artifacts",
+    ]

@@ -11,17 +11,12 @@ the JSON list over one keep-alive connection: p50 and p90 of --reps requests aft
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
-from common import free_port, pct, wait_http
+from common import time_pages, trainyard_server
 from sqlalchemy import insert
 
 from trainyard.manifest import load_manifest
@@ -95,41 +90,18 @@ def main() -> None:
         t0 = time.perf_counter()
         seed(home, args.runs)
         print(f"seeded {args.runs} runs in {time.perf_counter() - t0:.1f} s")
-        port = free_port()
-        env = {**os.environ, "TRAINYARD_HOME": str(home)}
-        env.pop("TRAINYARD_DB__URL", None)
-        cmd = [sys.executable, "-m", "trainyard.server", "--port", str(port)]
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_http(f"{url}/api/v1/health", 30, proc)
-            pages = {
-                "dashboard, newest first": "/projects/default/runs",
-                "sorted by task": "/projects/default/runs?sort=task&order=asc",
-                "status filter (error)": "/projects/default/runs?status=error",
-                "search 'train-3'": "/projects/default/runs?q=train-3",
-                "page 300": "/projects/default/runs?page=300",
-                "run view": f"/runs/{args.runs // 2}",
-                "JSON list, 50 runs": "/api/v1/runs?project=default&limit=50",
-            }
-            worst = 0.0
-            with httpx.Client(base_url=url, timeout=30) as client:
-                for name, path in pages.items():
-                    times = []
-                    for i in range(args.reps + 1):
-                        t = time.perf_counter()
-                        r = client.get(path)
-                        took = time.perf_counter() - t
-                        r.raise_for_status()
-                        if i:
-                            times.append(took)
-                    p50, p90 = statistics.median(times), pct(times, 0.9)
-                    worst = max(worst, p90)
-                    print(f"{name:28s} p50 {p50 * 1000:7.1f} ms   p90 {p90 * 1000:7.1f} ms")
-            print(f"\nslowest p90 {worst * 1000:.1f} ms (target: every page < 300 ms)")
-        finally:
-            proc.terminate()
-            proc.wait(15)
+        pages = {
+            "dashboard, newest first": ["/projects/default/runs"],
+            "sorted by task": ["/projects/default/runs?sort=task&order=asc"],
+            "status filter (error)": ["/projects/default/runs?status=error"],
+            "search 'train-3'": ["/projects/default/runs?q=train-3"],
+            "page 300": ["/projects/default/runs?page=300"],
+            "run view": [f"/runs/{args.runs // 2}"],
+            "JSON list, 50 runs": ["/api/v1/runs?project=default&limit=50"],
+        }
+        with trainyard_server(home) as server:
+            worst = time_pages(server.url, pages, args.reps, width=28)
+        print(f"\nslowest p90 {worst * 1000:.1f} ms (target: every page < 300 ms)")
 
 
 if __name__ == "__main__":

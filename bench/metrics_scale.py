@@ -18,17 +18,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
-from common import free_port, pct, wait_http
+from common import time_pages, trainyard_server
 from sqlalchemy import insert, update
 
 from trainyard.manifest import load_manifest
@@ -139,53 +134,29 @@ def main() -> None:
             f"seeded {args.runs} runs, {points:,} points in {time.perf_counter() - t0:.1f} s "
             f"(database {size / 2**20:.0f} MiB, {size / points:.1f} bytes a point)"
         )
-        port = free_port()
-        env = {**os.environ, "TRAINYARD_HOME": str(home)}
-        env.pop("TRAINYARD_DB__URL", None)
-        cmd = [sys.executable, "-m", "trainyard.server", "--port", str(port)]
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_http(f"{url}/api/v1/health", 60, proc)
-            mid = args.runs // 2
-            compare = "&".join(f"runs={mid + i}" for i in range(5))
-            pages: dict[str, list[str]] = {
-                "dashboard, newest first": ["/projects/default/runs"],
-                "dashboard, sorted by val/acc": [
-                    "/projects/default/runs?sort=metric:val/acc&order=desc"
-                    "&cols=metric:val/acc&cols=metric:loss&cols=param:lr"
-                ],
-                "leaderboard": ["/projects/default/leaderboard"],
-                "compare page, 5 runs": [f"/projects/default/compare?{compare}"],
-                "run view (HTML)": [f"/runs/{mid}"],
-                "Metrics tab: list + params + 5 charts": [
-                    f"/api/v1/runs/{mid}/metrics",
-                    f"/api/v1/runs/{mid}/params",
-                    *(f"/api/v1/runs/{mid}/metrics/{k}?max_points=1600" for k in KEYS),
-                ],
-                "JSON search, by val/acc, 100 runs": [
-                    "/api/v1/projects/default/runs?sort=metric:val/acc&order=desc&limit=100"
-                ],
-            }
-            worst = 0.0
-            with httpx.Client(base_url=url, timeout=60) as client:
-                for name, paths in pages.items():
-                    times = []
-                    for i in range(args.reps + 1):
-                        t = time.perf_counter()
-                        for path in paths:
-                            r = client.get(path)
-                            r.raise_for_status()
-                        took = time.perf_counter() - t
-                        if i:
-                            times.append(took)
-                    p50, p90 = statistics.median(times), pct(times, 0.9)
-                    worst = max(worst, p90)
-                    print(f"{name:40s} p50 {p50 * 1000:7.1f} ms   p90 {p90 * 1000:7.1f} ms")
-            print(f"\nslowest p90 {worst * 1000:.1f} ms (target: every view < 300 ms)")
-        finally:
-            proc.terminate()
-            proc.wait(15)
+        mid = args.runs // 2
+        compare = "&".join(f"runs={mid + i}" for i in range(5))
+        pages: dict[str, list[str]] = {
+            "dashboard, newest first": ["/projects/default/runs"],
+            "dashboard, sorted by val/acc": [
+                "/projects/default/runs?sort=metric:val/acc&order=desc"
+                "&cols=metric:val/acc&cols=metric:loss&cols=param:lr"
+            ],
+            "leaderboard": ["/projects/default/leaderboard"],
+            "compare page, 5 runs": [f"/projects/default/compare?{compare}"],
+            "run view (HTML)": [f"/runs/{mid}"],
+            "Metrics tab: list + params + 5 charts": [
+                f"/api/v1/runs/{mid}/metrics",
+                f"/api/v1/runs/{mid}/params",
+                *(f"/api/v1/runs/{mid}/metrics/{k}?max_points=1600" for k in KEYS),
+            ],
+            "JSON search, by val/acc, 100 runs": [
+                "/api/v1/projects/default/runs?sort=metric:val/acc&order=desc&limit=100"
+            ],
+        }
+        with trainyard_server(home) as server:
+            worst = time_pages(server.url, pages, args.reps)
+        print(f"\nslowest p90 {worst * 1000:.1f} ms (target: every view < 300 ms)")
 
 
 if __name__ == "__main__":

@@ -16,9 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-from common import free_port, tree_rss, wait_http
+from common import free_port, mlflow_command, tree_rss, wait_http
 
 MIB = 1024 * 1024
 
@@ -60,19 +59,7 @@ def trainyard_once() -> tuple[float, int]:
 def mlflow_once(peer_python: str) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as home:
         port = free_port()
-        mlflow = str(Path(peer_python).parent / "mlflow")
-        cmd = [
-            mlflow,
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{home}/mlflow.db",
-            "--default-artifact-root",
-            f"{home}/artifacts",
-        ]
+        cmd = mlflow_command(peer_python, home, port)
         return measure(cmd, f"http://127.0.0.1:{port}/health", dict(os.environ))
 
 

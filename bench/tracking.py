@@ -30,10 +30,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
-from common import free_port, trainyard_server, wait_http
+from common import free_port, mlflow_command, trainyard_server, wait_http
 
 KEYS = 10
 STEPS_PER_BATCH = 100
@@ -45,20 +44,8 @@ HISTORY_POINTS = 100_000
 def mlflow_server(peer_python: str) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="mlflow-bench-") as home:
         port = free_port()
-        mlflow = str(Path(peer_python).parent / "mlflow")
         proc = subprocess.Popen(
-            [
-                mlflow,
-                "server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--backend-store-uri",
-                f"sqlite:///{home}/mlflow.db",
-                "--default-artifact-root",
-                f"{home}/artifacts",
-            ],
+            mlflow_command(peer_python, home, port),
             env=dict(os.environ),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
