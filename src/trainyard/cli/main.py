@@ -20,6 +20,7 @@ from rich.text import Text
 
 from trainyard import __version__
 from trainyard.cli.artifacts import artifacts_app
+from trainyard.cli.metrics import metrics_command, node_metrics_command
 from trainyard.cli.projects import project_app, task_app
 from trainyard.cli.runs import describe_command, logs_command, ps_command, stop_command
 from trainyard.cli.scheduling import group_app, node_app, pool_app, queue_command
@@ -78,6 +79,7 @@ app.command("run")(run_command)
 app.command("ps")(ps_command)
 app.command("logs")(logs_command)
 app.command("describe")(describe_command)
+app.command("metrics")(metrics_command)
 app.command("stop")(stop_command)
 app.command("validate")(validate_command)
 app.command("server")(server_command)
@@ -85,6 +87,7 @@ app.command("server-stop")(server_stop_command)
 app.add_typer(project_app, name="project")
 app.add_typer(task_app, name="task")
 app.command("queue")(queue_command)
+node_app.command("metrics")(node_metrics_command)
 app.add_typer(node_app, name="node")
 app.add_typer(pool_app, name="pool")
 app.add_typer(group_app, name="group")

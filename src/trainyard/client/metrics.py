@@ -115,13 +115,24 @@ class MetricsAPI:
         max_points: int | None = None,
         min_step: int | None = None,
         max_step: int | None = None,
+        min_time: float | None = None,
+        max_time: float | None = None,
+        interval: int | None = None,
     ) -> MetricSeries:
-        """The points of metric ``key`` by step, those in [min_step, max_step] if given; with
-        ``max_points``, downsampled to at most that many. NotFoundError names the run's
-        metrics when it has no ``key``."""
+        """The points of metric ``key`` by step, those in [min_step, max_step] and
+        [min_time, max_time] (epoch seconds) if given; with ``interval`` (seconds), the mean
+        of each interval; with ``max_points``, downsampled to at most that many. NotFoundError
+        names the run's metrics when it has no ``key``."""
         data = self._t.get(
             f"/runs/{int(run_id)}/metrics/{quote(key, safe='')}",
-            params={"max_points": max_points, "min_step": min_step, "max_step": max_step},
+            params={
+                "max_points": max_points,
+                "min_step": min_step,
+                "max_step": max_step,
+                "min_time": min_time,
+                "max_time": max_time,
+                "interval": interval,
+            },
         )
         return MetricSeries.model_validate(_known(MetricSeries, data))
 

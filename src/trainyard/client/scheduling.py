@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from trainyard.client.http import Transport
+from trainyard.core.metrics import NodeMetrics
 from trainyard.core.scheduling import Group, Node, Pool, QueueEntry
 
 __all__ = ["GroupsAPI", "NodesAPI", "PoolsAPI", "QueueAPI"]
@@ -52,6 +53,24 @@ class NodesAPI:
         """
         body = {"count": count, "type": gpu_type, "memory_bytes": memory_bytes}
         return Node.model_validate(self._t.put(f"/nodes/{_name(node)}/simulated-gpus", json=body))
+
+    def metrics(
+        self,
+        node: str,
+        *,
+        window: int = 3600,
+        interval: int | None = None,
+        until: float | None = None,
+    ) -> NodeMetrics:
+        """The node's resource samples (CPU, memory, each GPU) over the last ``window``
+        seconds (60 to 604,800) before ``until`` (default now), averaged per ``interval``
+        seconds (default: the server's choice, at most 360 points). NotFoundError names the
+        known nodes; InvalidInputError for a window or interval out of range."""
+        data = self._t.get(
+            f"/nodes/{_name(node)}/metrics",
+            params={"window": window, "interval": interval, "until": until},
+        )
+        return NodeMetrics.model_validate(data)
 
 
 class PoolsAPI:
